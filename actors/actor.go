@@ -1,0 +1,97 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// envelope carries a message and the channel its result goes to. Keeping the channel out of the
+// message keeps messages plain data.
+type envelope struct {
+	msg   any
+	reply chan result
+}
+
+type result struct {
+	value any
+	err   error
+}
+
+// Receive dispatches messages to the agent's handlers and sends their results: at once when there
+// is nothing to store, or once the journal has made the changes durable.
+func (a *agent) Receive(c actor.Context) {
+	env, ok := c.Message().(*envelope)
+	if !ok {
+		return // lifecycle messages need no handling: state lives in memory and the journal
+	}
+
+	value, changes, err := a.handleSafely(env.msg)
+	if err != nil || len(changes) == 0 {
+		env.reply <- result{value: value, err: err}
+		return
+	}
+	a.env.Journal.Append(changes, func(err error) {
+		if err != nil {
+			env.reply <- result{err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+			return
+		}
+		env.reply <- result{value: value}
+	})
+}
+
+// handleSafely turns a panic in a handler into an error reply: an escaped panic would restart the
+// actor and leave the caller waiting for its whole timeout.
+func (a *agent) handleSafely(msg any) (value any, changes []Change, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.env.Log.Error("agent handler panicked", slog.String("agent_id", a.state.ID),
+				slog.String("message", fmt.Sprintf("%T", msg)), slog.Any("panic", p),
+				slog.String("stack", string(debug.Stack())))
+			value, changes, err = nil, nil, ErrInternal
+		}
+	}()
+	return a.handle(msg, a.env.Now())
+}
+
+func (a *agent) handle(msg any, now time.Time) (any, []Change, error) {
+	switch m := msg.(type) {
+	case *Poll:
+		return a.poll(m, now)
+	case *Register:
+		return a.register(m, now)
+	case *Deliver:
+		return a.deliver(m, now)
+	case *Decline:
+		return a.decline(m, now)
+	case *Flag:
+		return a.flag(m, now)
+	case *SetStatus:
+		return a.setStatus(m, now)
+	case *GetSkill:
+		return a.getSkill(m, now)
+	case *Create:
+		return a.create(now)
+	case *GetAgent:
+		return a.info(now)
+	case *MintBootstrap:
+		return a.mintBootstrap(m, now)
+	case *RevokeKey:
+		return a.revokeKey(now)
+	case *PutSkill:
+		return a.putSkill(m)
+	case *PlaceOrder:
+		return a.placeOrder(m, now)
+	case *GetOrder:
+		return a.getOrder(m)
+	case *GetFile:
+		return a.getFile(m)
+	case *OwnerDecision:
+		return a.decide(m, now)
+	default:
+		panic(fmt.Sprintf("BUG: agent actor got %T", msg))
+	}
+}

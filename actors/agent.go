@@ -1,0 +1,170 @@
+package actors
+
+import (
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// AgentStatus is the agent's own availability: a paused agent gets no new orders.
+type AgentStatus string
+
+// Agent statuses.
+const (
+	Active AgentStatus = "active"
+	Paused AgentStatus = "paused"
+)
+
+// KeyState is the state of an agent's API key as the owner sees it.
+type KeyState string
+
+// Key states.
+const (
+	KeyNone    KeyState = "none"
+	KeyActive  KeyState = "active"
+	KeyRevoked KeyState = "revoked"
+	KeyExpired KeyState = "expired"
+)
+
+// Settings are the owner's choices for an agent.
+type Settings struct {
+	Name             string `json:"name"`
+	Owner            string `json:"owner"`
+	PollMinutes      int    `json:"poll_minutes"`
+	RevisionCap      int    `json:"revision_cap"`
+	ManualAcceptance bool   `json:"manual_acceptance"`
+	KeyTTLSeconds    int64  `json:"key_ttl_seconds"`
+}
+
+// MarshalText encodes the hash as hex, so stored records stay readable.
+func (h SecretHash) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(h[:])), nil }
+
+// UnmarshalText decodes a hash written by MarshalText.
+func (h *SecretHash) UnmarshalText(b []byte) error {
+	if hex.DecodedLen(len(b)) != len(h) {
+		return fmt.Errorf("secret hash: want %d hex digits, got %d", 2*len(h), len(b))
+	}
+	_, err := hex.Decode(h[:], b)
+	return err
+}
+
+// APIKey is the stored form of an agent's key: its hash, never the key.
+type APIKey struct {
+	Hash      SecretHash `json:"hash"`
+	IssuedAt  time.Time  `json:"issued_at"`
+	ExpiresAt time.Time  `json:"expires_at,omitzero"` // zero: never
+	Revoked   bool       `json:"revoked,omitempty"`
+}
+
+// BootstrapToken is the stored form of the agent's current bootstrap token.
+type BootstrapToken struct {
+	Hash      SecretHash `json:"hash"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	Used      bool       `json:"used,omitempty"`
+}
+
+// AgentState is an agent's own record, apart from its orders, events, skill files and heartbeat,
+// which are stored on their own so that changing one does not rewrite the rest.
+type AgentState struct {
+	ID        string          `json:"id"`
+	Settings  Settings        `json:"settings"`
+	Status    AgentStatus     `json:"status"`
+	CreatedAt time.Time       `json:"created_at"`
+	Key       *APIKey         `json:"key,omitempty"`
+	Bootstrap *BootstrapToken `json:"bootstrap,omitempty"`
+	LastOrder uint64          `json:"last_order"` // sequence of the newest order id
+	LastEvent uint64          `json:"last_event"` // sequence of the newest event id
+}
+
+// Snapshot is everything stored for one agent, as restored at start-up.
+type Snapshot struct {
+	State    AgentState
+	LastPoll time.Time
+	Orders   []*Order
+	Events   []Event // oldest first
+	Skill    map[string]string
+}
+
+// agent is the state one agent actor owns. Only that actor touches it.
+type agent struct {
+	env      *Env
+	ref      *Ref
+	state    AgentState
+	lastPoll time.Time
+	events   []Event
+	orders   map[string]*Order
+	skill    map[string]string // replaced, never modified, so it can be handed out
+}
+
+func newAgent(env *Env, ref *Ref, snap *Snapshot) *agent {
+	a := &agent{
+		env: env, ref: ref, state: snap.State, lastPoll: snap.LastPoll,
+		events: snap.Events, orders: make(map[string]*Order, len(snap.Orders)), skill: snap.Skill,
+	}
+	for _, o := range snap.Orders {
+		a.orders[o.ID] = o
+	}
+	return a
+}
+
+func sameHash(a, b SecretHash) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
+
+// keyState reports the state of the agent's key at now.
+func (a *agent) keyState(now time.Time) KeyState {
+	k := a.state.Key
+	switch {
+	case k == nil:
+		return KeyNone
+	case k.Revoked:
+		return KeyRevoked
+	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+		return KeyExpired
+	default:
+		return KeyActive
+	}
+}
+
+// authenticate checks a presented key against the agent's own, in constant time.
+func (a *agent) authenticate(h SecretHash, now time.Time) error {
+	if a.state.Key == nil || !sameHash(a.state.Key.Hash, h) {
+		return ErrKeyUnknown
+	}
+	switch a.keyState(now) {
+	case KeyRevoked:
+		return ErrKeyRevoked
+	case KeyExpired:
+		return ErrKeyExpired
+	}
+	return nil
+}
+
+// order finds one of the agent's orders; another agent's order is as unknown as a missing one.
+func (a *agent) order(id string) (*Order, error) {
+	if o, ok := a.orders[id]; ok {
+		return o, nil
+	}
+	return nil, fmt.Errorf("%w: no order %q", ErrNotFound, id)
+}
+
+// enqueue queues an event about an order and returns the changes that store it.
+func (a *agent) enqueue(kind EventKind, o *Order, now time.Time, fill func(*Event)) []Change {
+	a.state.LastEvent++
+	ev := Event{
+		ID: idWithSeq(EventPrefix, a.state.ID, a.state.LastEvent), Seq: a.state.LastEvent,
+		Kind: kind, CreatedAt: now, OrderID: o.ID, Order: o.View(),
+	}
+	if fill != nil {
+		fill(&ev)
+	}
+	a.events = append(a.events, ev)
+	a.env.Observer.EventQueued(kind)
+	return []Change{PutEvent{AgentID: a.state.ID, Event: &ev}, PutAgent{State: a.state}}
+}
+
+// move changes an order's state and tells the observer.
+func (a *agent) move(o *Order, to OrderState, by, reason string, now time.Time) {
+	from := o.State
+	o.moveTo(to, by, reason, now)
+	a.env.Observer.OrderMoved(from, to)
+}

@@ -1,0 +1,44 @@
+package actors
+
+import (
+	"fmt"
+	"time"
+)
+
+// CreateAgent spawns a new agent with its first bootstrap token and returns once the agent is
+// durable. If it cannot be stored the actor is stopped again, so nothing half-made remains.
+func (f *Fleet) CreateAgent(s Settings, bootstrapTTL, timeout time.Duration) (*BootstrapResult, error) {
+	now := f.env.Now()
+	secret := NewSecret()
+	state := AgentState{
+		ID: NewAgentID(), Settings: s, Status: Active, CreatedAt: now,
+		Bootstrap: &BootstrapToken{Hash: HashSecret(secret), ExpiresAt: now.Add(bootstrapTTL)},
+	}
+	if err := f.Spawn(&Snapshot{State: state}); err != nil {
+		return nil, err
+	}
+
+	if _, err := f.Ask(state.ID, &Create{}, timeout); err != nil {
+		f.stop(state.ID)
+		return nil, fmt.Errorf("create agent %s: %w", state.ID, err)
+	}
+	return &BootstrapResult{
+		AgentID:          state.ID,
+		BootstrapToken:   FormatCredential(BootstrapPrefix, state.ID, secret),
+		BootstrapExpires: state.Bootstrap.ExpiresAt,
+	}, nil
+}
+
+// stop removes one agent from the fleet, then poisons its actor: messages sent before the
+// removal are still handled, and none can be sent after it.
+func (f *Fleet) stop(id string) {
+	s := f.shard(id)
+	s.mu.Lock()
+	ref := s.refs[id]
+	delete(s.refs, id)
+	s.mu.Unlock()
+	if ref != nil {
+		f.size.Add(-1)
+		f.system.Root.Poison(ref.pid)
+	}
+}

@@ -1,0 +1,44 @@
+package actors
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Env is what every agent actor shares: the clock, the journal and the process-wide counters.
+type Env struct {
+	Now          func() time.Time
+	Journal      Journal
+	Online       *OnlineTracker
+	OnlineWindow time.Duration
+	Observer     Observer
+	Log          *slog.Logger
+
+	// Rules renders the agent's RULES.md text, attached to work events.
+	Rules func(SkillSource) string
+
+	// Registered counts agents holding a key that was not revoked.
+	Registered atomic.Int64
+}
+
+// Observer is told about changes worth counting. Implementations must be safe for concurrent use
+// and must not block: they run inside agent actors.
+type Observer interface {
+	EventQueued(EventKind)
+	EventDelivered(EventKind)
+	// OrderMoved reports a transition; from is "" for a new order.
+	OrderMoved(from, to OrderState)
+}
+
+// NopObserver counts nothing.
+type NopObserver struct{}
+
+// EventQueued does nothing.
+func (NopObserver) EventQueued(EventKind) {}
+
+// EventDelivered does nothing.
+func (NopObserver) EventDelivered(EventKind) {}
+
+// OrderMoved does nothing.
+func (NopObserver) OrderMoved(from, to OrderState) {}

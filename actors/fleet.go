@@ -1,0 +1,193 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// ErrNoAgent is returned by Fleet.Ask when no actor runs for the agent id. Callers decide what
+// that means to their client (an unknown key, an unknown agent).
+var ErrNoAgent = errors.New("actors: no such agent")
+
+const shardCount = 64
+
+// Fleet is the routing table from agent id to agent actor. It is safe for concurrent use.
+//
+// Messages are sent while holding the shard's read lock, and an actor is removed from its shard
+// under the write lock before it is poisoned, so no message can reach an actor after its stop was
+// decided: every request is either answered or refused with ErrNoAgent, never silently dropped.
+type Fleet struct {
+	system *actor.ActorSystem
+	env    *Env
+	seed   maphash.Seed
+	shards [shardCount]shard
+	size   atomic.Int64
+
+	replies sync.Pool // of chan result, capacity 1, empty
+
+	dirtyMu sync.Mutex
+	dirty   []*Ref // agents whose heartbeat changed since the last flush
+}
+
+type shard struct {
+	mu   sync.RWMutex
+	refs map[string]*Ref
+}
+
+// Ref is a fleet entry: the actor's PID and its heartbeat, published for the snapshot loop.
+type Ref struct {
+	fleet    *Fleet
+	id       string
+	pid      *actor.PID
+	lastPoll atomic.Int64 // unix nanoseconds; written only by the owning actor
+	dirty    atomic.Bool  // queued in fleet.dirty and not yet flushed
+}
+
+// NewFleet returns an empty fleet whose actors run in system and share env.
+func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
+	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed()}
+	for i := range f.shards {
+		f.shards[i].refs = make(map[string]*Ref)
+	}
+	f.replies.New = func() any { return make(chan result, 1) }
+	return f
+}
+
+func (f *Fleet) shard(id string) *shard {
+	return &f.shards[maphash.String(f.seed, id)%shardCount]
+}
+
+// Size is the number of agents in the fleet.
+func (f *Fleet) Size() int64 { return f.size.Load() }
+
+// Env returns the environment the fleet's actors share.
+func (f *Fleet) Env() *Env { return f.env }
+
+// Spawn starts the actor of one agent from its snapshot. It fails if the id is already taken.
+func (f *Fleet) Spawn(snap *Snapshot) error {
+	id := snap.State.ID
+	ref := &Ref{fleet: f, id: id}
+	if !snap.LastPoll.IsZero() {
+		ref.lastPoll.Store(snap.LastPoll.UnixNano())
+	}
+	a := newAgent(f.env, ref, snap)
+	props := actor.PropsFromProducer(func() actor.Actor { return a },
+		actor.WithMailbox(actor.UnboundedLockfree()))
+
+	s := f.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, taken := s.refs[id]; taken {
+		return fmt.Errorf("spawn agent %s: id already taken", id)
+	}
+	pid, err := f.system.Root.SpawnNamed(props, id)
+	if err != nil {
+		return fmt.Errorf("spawn agent %s: %w", id, err)
+	}
+	ref.pid = pid
+	s.refs[id] = ref
+	f.size.Add(1)
+	if k := snap.State.Key; k != nil && !k.Revoked {
+		f.env.Registered.Add(1)
+	}
+	return nil
+}
+
+// Ask sends msg to the agent's actor and waits up to timeout for its result. It returns
+// ErrNoAgent if there is no such actor, and ErrUnavailable if no answer came in time.
+func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error) {
+	reply := f.replies.Get().(chan result)
+	env := &envelope{msg: msg, reply: reply}
+
+	s := f.shard(agentID)
+	s.mu.RLock()
+	ref := s.refs[agentID]
+	if ref != nil {
+		f.system.Root.Send(ref.pid, env)
+	}
+	s.mu.RUnlock()
+	if ref == nil {
+		f.replies.Put(reply)
+		return nil, ErrNoAgent
+	}
+
+	timer := time.NewTimer(timeout)
+	select {
+	case r := <-reply:
+		timer.Stop()
+		f.replies.Put(reply)
+		return r.value, r.err
+	case <-timer.C:
+		// The late answer will land in this channel, so it must not be reused.
+		return nil, fmt.Errorf("%w: agent %s did not answer within %s",
+			ErrUnavailable, agentID, timeout)
+	}
+}
+
+// StopAll removes every agent from the fleet and waits until each actor has handled the messages
+// sent to it before. Requests after that get ErrNoAgent.
+func (f *Fleet) StopAll(timeout time.Duration) error {
+	var futures []*actor.Future
+	for i := range f.shards {
+		s := &f.shards[i]
+		s.mu.Lock()
+		for id, ref := range s.refs {
+			delete(s.refs, id)
+			futures = append(futures, f.system.Root.PoisonFuture(ref.pid))
+		}
+		s.mu.Unlock()
+	}
+	f.size.Store(0)
+
+	var errs []error
+	for _, fut := range futures {
+		if err := fut.Wait(); err != nil && !errors.Is(err, actor.ErrDeadLetter) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("stop agents: %d of %d did not stop in time: %w",
+			len(errs), len(futures), errs[0])
+	}
+	return nil
+}
+
+// heartbeat publishes a poll time. Only the owning actor calls it. The ref is queued for the
+// snapshot loop at most once between flushes.
+func (r *Ref) heartbeat(t time.Time) {
+	r.lastPoll.Store(t.UnixNano())
+	if r.dirty.Load() || !r.dirty.CompareAndSwap(false, true) {
+		return
+	}
+	f := r.fleet
+	f.dirtyMu.Lock()
+	f.dirty = append(f.dirty, r)
+	f.dirtyMu.Unlock()
+}
+
+// Heartbeat is an agent's last poll time as last published.
+type Heartbeat struct {
+	AgentID  string
+	LastPoll time.Time
+}
+
+// TakeHeartbeats returns the heartbeats that changed since the previous call.
+func (f *Fleet) TakeHeartbeats() []Heartbeat {
+	f.dirtyMu.Lock()
+	refs := f.dirty
+	f.dirty = nil
+	f.dirtyMu.Unlock()
+
+	beats := make([]Heartbeat, len(refs))
+	for i, r := range refs {
+		r.dirty.Store(false) // a poll after this queues the ref again
+		beats[i] = Heartbeat{AgentID: r.id, LastPoll: time.Unix(0, r.lastPoll.Load()).UTC()}
+	}
+	return beats
+}

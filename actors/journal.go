@@ -1,0 +1,52 @@
+package actors
+
+// Change is one durable effect of handling a message. Agents describe their changes with these
+// plain values; persistence decides how they are stored.
+type Change interface{ isChange() }
+
+// PutAgent stores an agent's own record (settings, credentials, status, counters).
+type PutAgent struct{ State AgentState }
+
+// PutOrder stores an order in full.
+type PutOrder struct{ Order *Order }
+
+// PutEvent stores a queued event.
+type PutEvent struct {
+	AgentID string
+	Event   *Event
+}
+
+// DeleteEvent removes an event that a poll returned.
+type DeleteEvent struct {
+	AgentID string
+	Seq     uint64
+}
+
+// PutSkillFile stores an owner's replacement for one skill file.
+type PutSkillFile struct {
+	AgentID, File, Content string
+}
+
+// PutFile stores the bytes of one delivered file. Data is never modified after it is sent.
+type PutFile struct {
+	OrderID  string
+	Delivery int
+	Name     string
+	Data     []byte
+}
+
+func (PutAgent) isChange()     {}
+func (PutOrder) isChange()     {}
+func (PutEvent) isChange()     {}
+func (DeleteEvent) isChange()  {}
+func (PutSkillFile) isChange() {}
+func (PutFile) isChange()      {}
+
+// Journal makes agents' changes durable.
+type Journal interface {
+	// Append encodes changes before it returns, so the caller may modify what they point to
+	// afterwards, and never blocks on storage. It commits them after everything appended before
+	// them, all together or not at all, and then calls done exactly once on another goroutine
+	// (nil when they are durable).
+	Append(changes []Change, done func(error))
+}

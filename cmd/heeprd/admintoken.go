@@ -1,0 +1,48 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/heepr/heeprd/actors"
+)
+
+// loadAdminToken returns the admin token and the file it is kept in. A token given by flag is
+// used as is (and no file is written); otherwise the token in the data directory is read, or
+// generated there on first start with mode 0600. The token itself is never logged.
+func loadAdminToken(cfg *config) (token, file string, err error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, "(given by --admin-token)", nil
+	}
+	dir := cfg.DataDir
+	if cfg.InMemory {
+		if dir, err = os.MkdirTemp("", "heeprd-"); err != nil {
+			return "", "", fmt.Errorf("admin token: %w", err)
+		}
+	}
+	file = filepath.Join(dir, "admin-token")
+
+	data, err := os.ReadFile(file)
+	if err == nil {
+		if token = strings.TrimSpace(string(data)); token == "" {
+			return "", "", fmt.Errorf("admin token file %s is empty", file)
+		}
+		return token, file, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", fmt.Errorf("read admin token: %w", err)
+	}
+
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("create data directory: %w", err)
+	}
+	token = "adm_" + actors.NewSecret()
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("write admin token: %w", err)
+	}
+	return token, file, nil
+}

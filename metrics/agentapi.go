@@ -1,0 +1,75 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Route labels: the route templates of both listeners, without the /api prefix.
+var Routes = []string{
+	"/agent/register", "/events", "/orders/{id}/deliver", "/orders/{id}/decline",
+	"/orders/{id}/flag", "/status", "/skill", "/agents/{id}/skill/{file}",
+	"/admin", "unmatched",
+}
+
+// Status codes the server answers with, pre-created for every route.
+var statusCodes = []int{200, 201, 304, 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503}
+
+// AuthCodes are the error codes counted as authentication failures.
+var AuthCodes = []string{
+	"missing_credentials", "key_unknown", "key_revoked", "key_expired",
+	"bootstrap_unknown", "bootstrap_used", "bootstrap_expired",
+}
+
+func (m *Metrics) newAgentAPI(reg *prometheus.Registry) {
+	polls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "polls_total",
+		Help: "GET /events polls by outcome: events, empty, unauthorized, unavailable.",
+	}, []string{"outcome"})
+	m.polls = counters(polls, PollOutcomes)
+	m.pollDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "poll_duration_seconds",
+		Help:    "Time to answer GET /events, from routed request to written reply.",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12),
+	})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "http", Name: "requests_total",
+		Help: "HTTP requests answered, by route template and status code.",
+	}, []string{"route", "code"})
+	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: "http", Name: "request_duration_seconds",
+		Help:    "Time to answer a request, by route template.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 3, 11),
+	}, []string{"route"})
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "auth_failures_total",
+		Help: "Requests refused for their credentials, by error code.",
+	}, []string{"code"})
+
+	for _, r := range Routes {
+		m.requestDuration.WithLabelValues(r)
+		for _, c := range statusCodes {
+			m.requests.WithLabelValues(r, strconv.Itoa(c))
+		}
+	}
+	for _, c := range AuthCodes {
+		m.authFailures.WithLabelValues(c)
+	}
+	reg.MustRegister(polls, m.pollDuration, m.requests, m.requestDuration, m.authFailures)
+}
+
+// Poll counts one poll and its latency.
+func (m *Metrics) Poll(outcome string, seconds float64) {
+	m.polls[outcome].Inc()
+	m.pollDuration.Observe(seconds)
+}
+
+// Request counts one answered request on a route.
+func (m *Metrics) Request(route string, code int, seconds float64) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.requestDuration.WithLabelValues(route).Observe(seconds)
+}
+
+// AuthFailure counts a request refused for its credentials.
+func (m *Metrics) AuthFailure(code string) { m.authFailures.WithLabelValues(code).Inc() }

@@ -1,0 +1,190 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/heepr/heeprd/actors"
+)
+
+// entry is one encoded write.
+type entry struct {
+	key    []byte
+	value  []byte
+	delete bool
+}
+
+// pending is one Append: its entries commit together, then done is called.
+type pending struct {
+	entries []entry
+	done    func(error)
+}
+
+// Append implements actors.Journal: it encodes the changes at once, queues them behind every
+// earlier Append and returns without waiting.
+func (s *Store) Append(changes []actors.Change, done func(error)) {
+	entries, err := encodeChanges(changes)
+	if err != nil {
+		go done(err)
+		return
+	}
+	s.enqueue(pending{entries: entries, done: done})
+}
+
+func (s *Store) enqueue(p pending) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		go p.done(ErrClosed)
+		return
+	}
+	s.queue = append(s.queue, p)
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func encodeChanges(changes []actors.Change) ([]entry, error) {
+	entries := make([]entry, 0, len(changes))
+	for _, c := range changes {
+		e, err := encodeChange(c)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
+
+func encodeChange(c actors.Change) (entry, error) {
+	var (
+		key   []byte
+		value any
+	)
+	switch c := c.(type) {
+	case actors.PutAgent:
+		key, value = agentKey(c.State.ID), c.State
+	case actors.PutOrder:
+		key, value = orderKey(c.Order.AgentID, c.Order.ID), c.Order
+	case actors.PutEvent:
+		key, value = eventKey(c.AgentID, c.Event.Seq), c.Event
+	case actors.DeleteEvent:
+		return entry{key: eventKey(c.AgentID, c.Seq), delete: true}, nil
+	case actors.PutSkillFile:
+		return entry{key: skillKey(c.AgentID, c.File), value: []byte(c.Content)}, nil
+	case actors.PutFile:
+		return entry{key: fileKey(c.OrderID, c.Delivery, c.Name), value: c.Data}, nil
+	default:
+		panic(fmt.Sprintf("BUG: no encoding for change %T", c))
+	}
+	b, err := encode(value)
+	return entry{key: key, value: b}, err
+}
+
+// FlushHeartbeats stores the poll times that changed since the last flush. They are not waited
+// for: a poll time is the one thing allowed to lag on disk.
+func (s *Store) FlushHeartbeats(beats []actors.Heartbeat, done func(error)) {
+	entries := make([]entry, len(beats))
+	for i, b := range beats {
+		entries[i] = entry{key: heartbeatKey(b.AgentID), value: encodeTime(b.LastPoll)}
+	}
+	s.enqueue(pending{entries: entries, done: done})
+}
+
+// commitLoop commits whatever has queued, in order, until Close.
+func (s *Store) commitLoop() {
+	defer close(s.done)
+	for {
+		<-s.wake
+		s.mu.Lock()
+		batch, closed := s.queue, s.closed
+		s.queue = nil
+		s.mu.Unlock()
+
+		if len(batch) > 0 {
+			s.commit(batch)
+		}
+		if closed {
+			s.mu.Lock()
+			rest := s.queue
+			s.queue = nil
+			s.mu.Unlock()
+			if len(rest) > 0 {
+				s.commit(rest)
+			}
+			return
+		}
+	}
+}
+
+// commit writes a batch in one transaction and then answers every pending in it. A batch too big
+// for one transaction is split in halves; each pending stays whole.
+func (s *Store) commit(batch []pending) {
+	if s.broken.Load() {
+		answer(batch, ErrBroken)
+		return
+	}
+
+	start := time.Now()
+	err := s.write(batch)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(batch) > 1 {
+		half := len(batch) / 2
+		s.commit(batch[:half])
+		s.commit(batch[half:])
+		return
+	}
+	s.obs.Committed(records(batch), time.Since(start).Seconds(), err)
+	if err != nil && !errors.Is(err, badger.ErrTxnTooBig) {
+		s.broken.Store(true)
+		s.log.Error("commit failed; refusing further writes until restart",
+			"records", records(batch), "err", err)
+	}
+	answer(batch, err)
+}
+
+func (s *Store) write(batch []pending) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, p := range batch {
+		for _, e := range p.entries {
+			var err error
+			if e.delete {
+				err = txn.Delete(e.key)
+			} else {
+				err = txn.Set(e.key, e.value)
+			}
+			if err != nil {
+				return fmt.Errorf("stage %q: %w", e.key, err)
+			}
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit %d records: %w", records(batch), err)
+	}
+	return nil
+}
+
+func answer(batch []pending, err error) {
+	for _, p := range batch {
+		if p.done != nil {
+			p.done(err)
+		}
+	}
+}
+
+func records(batch []pending) int {
+	n := 0
+	for _, p := range batch {
+		n += len(p.entries)
+	}
+	return n
+}

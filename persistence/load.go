@@ -1,0 +1,144 @@
+package persistence
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/heepr/heeprd/actors"
+)
+
+// Load reads every agent with its orders, queued events, skill files and last poll time. A
+// record that does not decode, or that belongs to no agent, fails the whole load with an error
+// naming its key: starting with part of the data would silently lose the rest.
+func (s *Store) Load() ([]*actors.Snapshot, error) {
+	snaps := make(map[string]*actors.Snapshot)
+	steps := []struct {
+		prefix string
+		read   func(key string, value []byte) error
+	}{
+		{prefixAgent, func(k string, v []byte) error { return loadAgent(snaps, k, v) }},
+		{prefixHeartbeat, func(k string, v []byte) error { return loadHeartbeat(snaps, k, v) }},
+		{prefixOrder, func(k string, v []byte) error { return loadOrder(snaps, k, v) }},
+		{prefixEvent, func(k string, v []byte) error { return loadEvent(snaps, k, v) }},
+		{prefixSkill, func(k string, v []byte) error { return loadSkill(snaps, k, v) }},
+	}
+	for _, step := range steps {
+		if err := s.scan(step.prefix, step.read); err != nil {
+			return nil, err
+		}
+	}
+
+	out := make([]*actors.Snapshot, 0, len(snaps))
+	for _, snap := range snaps {
+		out = append(out, snap)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].State.ID < out[j].State.ID })
+	return out, nil
+}
+
+// scan calls read for every record under prefix, in key order.
+func (s *Store) scan(prefix string, read func(key string, value []byte) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(prefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			key := string(item.Key())
+			err := item.Value(func(v []byte) error { return read(key, v) })
+			if err != nil {
+				return fmt.Errorf("load %q: %w", key, err)
+			}
+		}
+		return nil
+	})
+}
+
+func loadAgent(snaps map[string]*actors.Snapshot, key string, v []byte) error {
+	id, _, err := splitAgentKey(key, prefixAgent)
+	if err != nil {
+		return err
+	}
+	var st actors.AgentState
+	if err := decode(v, &st); err != nil {
+		return err
+	}
+	if st.ID != id || !actors.ValidAgentID(id) {
+		return fmt.Errorf("%w: record is for agent %q", ErrCorrupt, st.ID)
+	}
+	snaps[id] = &actors.Snapshot{State: st}
+	return nil
+}
+
+// owner finds the snapshot a dependent record belongs to.
+func owner(snaps map[string]*actors.Snapshot, key, prefix string) (*actors.Snapshot, string, error) {
+	id, rest, err := splitAgentKey(key, prefix)
+	if err != nil {
+		return nil, "", err
+	}
+	snap := snaps[id]
+	if snap == nil {
+		return nil, "", fmt.Errorf("%w: no agent record for %q", ErrCorrupt, id)
+	}
+	return snap, rest, nil
+}
+
+func loadHeartbeat(snaps map[string]*actors.Snapshot, key string, v []byte) error {
+	snap, _, err := owner(snaps, key, prefixHeartbeat)
+	if err != nil {
+		return err
+	}
+	snap.LastPoll, err = decodeTime(v)
+	return err
+}
+
+func loadOrder(snaps map[string]*actors.Snapshot, key string, v []byte) error {
+	snap, orderID, err := owner(snaps, key, prefixOrder)
+	if err != nil {
+		return err
+	}
+	o := new(actors.Order)
+	if err := decode(v, o); err != nil {
+		return err
+	}
+	if o.ID != orderID || o.AgentID != snap.State.ID || o.State == "" {
+		return fmt.Errorf("%w: order record does not match its key", ErrCorrupt)
+	}
+	snap.Orders = append(snap.Orders, o)
+	return nil
+}
+
+func loadEvent(snaps map[string]*actors.Snapshot, key string, v []byte) error {
+	snap, rest, err := owner(snaps, key, prefixEvent)
+	if err != nil {
+		return err
+	}
+	seq, err := parseEventSeq(key, rest)
+	if err != nil {
+		return err
+	}
+	var ev actors.Event
+	if err := decode(v, &ev); err != nil {
+		return err
+	}
+	if ev.Seq != seq {
+		return fmt.Errorf("%w: event record has sequence %d", ErrCorrupt, ev.Seq)
+	}
+	snap.Events = append(snap.Events, ev) // keys sort by sequence, so this is queue order
+	return nil
+}
+
+func loadSkill(snaps map[string]*actors.Snapshot, key string, v []byte) error {
+	snap, file, err := owner(snaps, key, prefixSkill)
+	if err != nil {
+		return err
+	}
+	if snap.Skill == nil {
+		snap.Skill = make(map[string]string)
+	}
+	snap.Skill[file] = string(v)
+	return nil
+}

@@ -1,0 +1,158 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Options configure a Store.
+type Options struct {
+	Dir      string // badger directory; ignored when InMemory
+	InMemory bool   // keep nothing on disk (tests, demos)
+	Fsync    bool   // sync every commit to disk before acknowledging it
+	Log      *slog.Logger
+	Observer Observer
+}
+
+// Observer is told about every group commit. It must be safe for concurrent use.
+type Observer interface {
+	Committed(records int, seconds float64, err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Committed(int, float64, error) {}
+
+// Store keeps the agents' state in badger. Writes go through one committer goroutine that
+// commits whatever has queued up in one transaction (group commit), so a synced commit is
+// shared by every request waiting on it. It is safe for concurrent use.
+type Store struct {
+	db   *badger.DB
+	log  *slog.Logger
+	obs  Observer
+	sync bool
+
+	mu      sync.Mutex
+	queue   []pending
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+	broken  atomic.Bool
+	closeMu sync.Once
+}
+
+// Open opens (or creates) the badger directory and starts the committer.
+func Open(o Options) (*Store, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	opts := badger.DefaultOptions(o.Dir).
+		WithInMemory(o.InMemory).
+		WithSyncWrites(o.Fsync).
+		WithLogger(badgerLogger{o.Log}).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueThreshold(64 << 10) // files go to the value log, so a batch stays small
+	if o.InMemory {
+		opts.Dir, opts.ValueDir = "", ""
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open badger at %q: %w", o.Dir, err)
+	}
+	s := &Store{
+		db: db, log: o.Log, obs: o.Observer, sync: o.Fsync,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	if err := s.checkSchema(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// checkSchema stamps a new directory with the layout version and refuses a directory written
+// with another one.
+func (s *Store) checkSchema() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(keySchema))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set([]byte(keySchema), []byte{codecVersion})
+		}
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 1 || v[0] != codecVersion {
+				return fmt.Errorf("%w: key %q: data directory has layout %v, this build reads %d",
+					ErrCorrupt, keySchema, v, codecVersion)
+			}
+			return nil
+		})
+	})
+}
+
+// Healthy reports whether every commit so far succeeded.
+func (s *Store) Healthy() bool { return !s.broken.Load() }
+
+// Close commits everything queued, stops the committer and closes badger.
+func (s *Store) Close() error {
+	var err error
+	s.closeMu.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.signal()
+		<-s.done
+		if cerr := s.db.Close(); cerr != nil {
+			err = fmt.Errorf("close badger: %w", cerr)
+		}
+	})
+	return err
+}
+
+// ReadFile returns the bytes of a delivered file.
+func (s *Store) ReadFile(orderID string, delivery int, name string) ([]byte, error) {
+	var data []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(fileKey(orderID, delivery, name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		data, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read file %q of delivery %d of %s: %w", name, delivery, orderID, err)
+	}
+	return data, nil
+}
+
+// badgerLogger routes badger's logging into slog. Badger's info lines are routine (compactions,
+// replays), so they go to debug.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.log.Error(trim(fmt.Sprintf(f, a...))) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.log.Warn(trim(fmt.Sprintf(f, a...))) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.log.Debug(trim(fmt.Sprintf(f, a...))) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.log.Debug(trim(fmt.Sprintf(f, a...))) }
+
+func trim(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

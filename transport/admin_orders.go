@@ -1,0 +1,148 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/heepr/heeprd/actors"
+	"github.com/heepr/heeprd/persistence"
+)
+
+type placeOrderBody struct {
+	AgentID  string `json:"agent_id"`
+	Gig      string `json:"gig"`
+	Scope    string `json:"scope"`
+	Tier     string `json:"tier"`
+	Price    *int64 `json:"price"`
+	Deadline string `json:"deadline"`
+	Brief    string `json:"brief"`
+}
+
+func (s *Server) placeOrder(ctx *fasthttp.RequestCtx) error {
+	var b placeOrderBody
+	if err := decodeJSON(ctx.PostBody(), &b, false); err != nil {
+		return err
+	}
+	msg, err := s.orderMessage(&b)
+	if err != nil {
+		return err
+	}
+
+	v, err := s.askOwned(b.AgentID, msg)
+	if err != nil {
+		return err
+	}
+	r := v.(*actors.OrderResult)
+	return writeJSON(ctx, fasthttp.StatusCreated, orderReply{OrderID: r.OrderID, State: r.State})
+}
+
+// orderMessage checks a new order's fields.
+func (s *Server) orderMessage(b *placeOrderBody) (*actors.PlaceOrder, error) {
+	if b.AgentID == "" {
+		return nil, invalid("field \"agent_id\" is required")
+	}
+	if b.Price == nil || *b.Price < 0 {
+		return nil, invalid("field \"price\" is required: a whole number of points, 0 or more")
+	}
+	deadline, err := time.Parse(time.RFC3339, b.Deadline)
+	if err != nil {
+		return nil, invalid("field \"deadline\" must be an RFC 3339 time such as 2030-01-02T15:04:05Z")
+	}
+	for _, f := range []struct {
+		name, value string
+		required    bool
+	}{{"gig", b.Gig, true}, {"tier", b.Tier, false}} {
+		if err := checkName(f.name, f.value, f.required); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct{ name, value string }{{"scope", b.Scope}, {"brief", b.Brief}} {
+		if err := checkText(f.name, f.value, s.cfg.Limits.MaxTextBytes); err != nil {
+			return nil, err
+		}
+	}
+	return &actors.PlaceOrder{Gig: b.Gig, Scope: b.Scope, Tier: b.Tier, Brief: b.Brief,
+		Price: *b.Price, Deadline: deadline.UTC()}, nil
+}
+
+// askOrder forwards a message about an order to the agent the order id names.
+func (s *Server) askOrder(orderID string, msg any) (any, error) {
+	agentID, ok := actors.AgentOfOrder(orderID)
+	if !ok {
+		return nil, notFound("no order %q", orderID)
+	}
+	return s.ask(agentID, msg, notFound("no order %q", orderID))
+}
+
+func (s *Server) getOrder(ctx *fasthttp.RequestCtx) error {
+	id := pathParam(ctx, "id")
+	v, err := s.askOrder(id, &actors.GetOrder{OrderID: id})
+	if err != nil {
+		return err
+	}
+	return writeJSON(ctx, fasthttp.StatusOK, v.(*actors.Order))
+}
+
+func (s *Server) getFile(ctx *fasthttp.RequestCtx) error {
+	id, name := pathParam(ctx, "id"), pathParam(ctx, "name")
+	n, err := strconv.Atoi(pathParam(ctx, "n"))
+	if err != nil || n < 1 {
+		return notFound("no delivery %q", pathParam(ctx, "n"))
+	}
+	v, err := s.askOrder(id, &actors.GetFile{OrderID: id, Delivery: n, Name: name})
+	if err != nil {
+		return err
+	}
+	meta := v.(*actors.FileMeta)
+
+	data, err := s.files.ReadFile(id, n, name)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return fmt.Errorf("%w: file %q is recorded but its bytes are missing", actors.ErrInternal, name)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", actors.ErrUnavailable, err)
+	}
+	ctx.Response.Header.SetContentType("application/octet-stream")
+	ctx.Response.Header.Set("Content-Disposition", "attachment; filename*=UTF-8''"+
+		urlPathEscape(name))
+	ctx.Response.Header.Set("X-Content-SHA256", meta.SHA256)
+	ctx.Response.Header.Set(fasthttp.HeaderETag, `"sha256:`+meta.SHA256+`"`)
+	ctx.SetBody(data)
+	return nil
+}
+
+// ownerActions are the owner's decisions, each at /admin/orders/{id}/<action>.
+var ownerActions = []actors.Action{
+	actors.ActApprove, actors.ActDeny, actors.ActRelease, actors.ActRefund,
+}
+
+type ownerBody struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) decide(action actors.Action) handler {
+	return func(ctx *fasthttp.RequestCtx) error {
+		var b ownerBody
+		if err := decodeJSON(ctx.PostBody(), &b, true); err != nil {
+			return err
+		}
+		if err := checkText("reason", b.Reason, s.cfg.Limits.MaxTextBytes); err != nil {
+			return err
+		}
+		if action == actors.ActDeny && b.Reason == "" {
+			b.Reason = "denied by the owner"
+		}
+
+		id := pathParam(ctx, "id")
+		v, err := s.askOrder(id, &actors.OwnerDecision{OrderID: id, Action: action, Reason: b.Reason})
+		if err != nil {
+			return err
+		}
+		r := v.(*actors.OrderResult)
+		return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
+	}
+}

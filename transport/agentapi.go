@@ -1,0 +1,240 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/heepr/heeprd/actors"
+)
+
+var (
+	errInternalPanic = fmt.Errorf("%w: handler panicked", actors.ErrInternal)
+	errNoAgentKey    = fmt.Errorf("%w", actors.ErrKeyUnknown)
+)
+
+func notFound(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", actors.ErrNotFound, fmt.Sprintf(format, args...))
+}
+
+// bearer authenticates nothing yet: it parses the API key into the agent it names and the hash
+// of its secret, which the agent's actor compares with its own.
+func bearer(ctx *fasthttp.RequestCtx) (agentID string, key actors.SecretHash, err error) {
+	cred, ok := credential(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), schemeBearer)
+	if !ok {
+		return "", key, fmt.Errorf("%w: send Authorization: Bearer <api key>", ErrMissingCredentials)
+	}
+	agentID, secret, ok := actors.ParseCredential(actors.KeyPrefix, cred)
+	if !ok {
+		return "", key, actors.ErrKeyUnknown
+	}
+	return agentID, actors.HashSecret(secret), nil
+}
+
+// ask forwards a message to an agent's actor. A missing actor becomes noAgent, the error that
+// fits the caller (an unknown key, an unknown agent).
+func (s *Server) ask(agentID string, msg any, noAgent error) (any, error) {
+	v, err := s.fleet.Ask(agentID, msg, s.cfg.AskTimeout)
+	if errors.Is(err, actors.ErrNoAgent) {
+		return nil, noAgent
+	}
+	return v, err
+}
+
+// askAgent forwards a message on behalf of the agent holding the key.
+func (s *Server) askAgent(agentID string, msg any) (any, error) {
+	return s.ask(agentID, msg, errNoAgentKey)
+}
+
+type registerBody struct {
+	AgentID string `json:"agent_id"`
+}
+
+type registerReply struct {
+	AgentID string `json:"agent_id"`
+	APIKey  string `json:"api_key"`
+}
+
+func (s *Server) register(ctx *fasthttp.RequestCtx) error {
+	header := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	cred, ok := credential(header, schemeBootstrap)
+	if !ok {
+		return fmt.Errorf("%w: send Authorization: Bootstrap <bootstrap token>",
+			ErrMissingCredentials)
+	}
+	var body registerBody
+	if err := decodeJSON(ctx.PostBody(), &body, true); err != nil {
+		return err
+	}
+
+	agentID, secret, ok := actors.ParseCredential(actors.BootstrapPrefix, cred)
+	if !ok {
+		return actors.ErrBootstrapUnknown
+	}
+	if body.AgentID != "" && body.AgentID != agentID {
+		return invalid("agent_id %q is not the agent this bootstrap token was issued for",
+			body.AgentID)
+	}
+	v, err := s.ask(agentID, &actors.Register{Bootstrap: actors.HashSecret(secret)},
+		actors.ErrBootstrapUnknown)
+	if err != nil {
+		return err
+	}
+
+	r := v.(*actors.RegisterResult)
+	return writeJSON(ctx, fasthttp.StatusCreated, registerReply{AgentID: r.AgentID, APIKey: r.APIKey})
+}
+
+type decisionBody struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+type orderReply struct {
+	OrderID string            `json:"order_id"`
+	State   actors.OrderState `json:"state"`
+}
+
+var declineReasons = []string{
+	"out_of_scope", "capacity", "deadline_too_short", "missing_information", "other",
+}
+
+var flagReasons = []string{"illegal", "policy_violation", "other"}
+
+// checkReason checks an enum reason and its free-text message.
+func (s *Server) checkReason(b *decisionBody, allowed []string) error {
+	if !contains(allowed, b.Reason) {
+		return invalid("field \"reason\" must be one of %v", allowed)
+	}
+	return checkText("message", b.Message, s.cfg.Limits.MaxTextBytes)
+}
+
+func (s *Server) decline(ctx *fasthttp.RequestCtx) error {
+	return s.orderDecision(ctx, declineReasons, func(key actors.SecretHash, id string,
+		b decisionBody) any {
+		return &actors.Decline{Key: key, OrderID: id, Reason: b.Reason, Message: b.Message}
+	})
+}
+
+func (s *Server) flag(ctx *fasthttp.RequestCtx) error {
+	return s.orderDecision(ctx, flagReasons, func(key actors.SecretHash, id string,
+		b decisionBody) any {
+		return &actors.Flag{Key: key, OrderID: id, Reason: b.Reason, Message: b.Message}
+	})
+}
+
+// orderDecision is the shared flow of decline and flag: authenticate, decode, check, forward.
+func (s *Server) orderDecision(ctx *fasthttp.RequestCtx, reasons []string,
+	build func(actors.SecretHash, string, decisionBody) any) error {
+	agentID, key, err := bearer(ctx)
+	if err != nil {
+		return err
+	}
+	var body decisionBody
+	if err := decodeJSON(ctx.PostBody(), &body, false); err != nil {
+		return err
+	}
+	if err := s.checkReason(&body, reasons); err != nil {
+		return err
+	}
+
+	v, err := s.askAgent(agentID, build(key, pathParam(ctx, "id"), body))
+	if err != nil {
+		return err
+	}
+	r := v.(*actors.OrderResult)
+	return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
+}
+
+type statusBody struct {
+	Status   *string `json:"status"`
+	OrderID  *string `json:"order_id"`
+	Progress *int    `json:"progress"`
+	Message  *string `json:"message"`
+}
+
+type statusReply struct {
+	AgentID string             `json:"agent_id"`
+	Status  actors.AgentStatus `json:"status"`
+	Order   *progressReply     `json:"order,omitempty"`
+}
+
+type progressReply struct {
+	OrderID  string `json:"order_id"`
+	Progress int    `json:"progress"`
+	Message  string `json:"message,omitempty"`
+}
+
+func (s *Server) status(ctx *fasthttp.RequestCtx) error {
+	agentID, key, err := bearer(ctx)
+	if err != nil {
+		return err
+	}
+	var body statusBody
+	if err := decodeJSON(ctx.PostBody(), &body, false); err != nil {
+		return err
+	}
+	msg, err := s.statusMessage(key, &body)
+	if err != nil {
+		return err
+	}
+
+	v, err := s.askAgent(agentID, msg)
+	if err != nil {
+		return err
+	}
+	r := v.(*actors.SetStatusResult)
+	reply := statusReply{AgentID: r.AgentID, Status: r.Status}
+	if r.Progress != nil {
+		reply.Order = &progressReply{OrderID: r.OrderID, Progress: r.Progress.Percent,
+			Message: r.Progress.Message}
+	}
+	return writeJSON(ctx, fasthttp.StatusOK, reply)
+}
+
+// statusMessage checks a status body: a status, an order's progress, or both.
+func (s *Server) statusMessage(key actors.SecretHash, b *statusBody) (*actors.SetStatus, error) {
+	msg := &actors.SetStatus{Key: key}
+	if b.Status == nil && b.OrderID == nil {
+		return nil, invalid("give \"status\" (active or paused) and/or \"order_id\" with \"progress\"")
+	}
+	if b.Status != nil {
+		st := actors.AgentStatus(*b.Status)
+		if st != actors.Active && st != actors.Paused {
+			return nil, invalid("field \"status\" must be \"active\" or \"paused\"")
+		}
+		msg.Status = st
+	}
+	if b.OrderID == nil {
+		if b.Progress != nil || b.Message != nil {
+			return nil, invalid("\"progress\" and \"message\" need \"order_id\"")
+		}
+		return msg, nil
+	}
+	if b.Progress == nil || *b.Progress < 0 || *b.Progress > 100 {
+		return nil, invalid("field \"progress\" is required with \"order_id\" and must be 0 to 100")
+	}
+	msg.OrderID, msg.Progress = *b.OrderID, *b.Progress
+	if b.Message != nil {
+		if err := checkText("message", *b.Message, s.cfg.Limits.MaxTextBytes); err != nil {
+			return nil, err
+		}
+		msg.Message = *b.Message
+	}
+	return msg, nil
+}
+
+func pathParam(ctx *fasthttp.RequestCtx, name string) string {
+	v, _ := ctx.UserValue(name).(string)
+	return v
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,115 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"unicode/utf8"
+
+	"github.com/heepr/heeprd/actors"
+	"github.com/heepr/heeprd/actors/skill"
+)
+
+// decodeJSON decodes a request body holding exactly one JSON object into v. Unknown fields,
+// trailing data and invalid UTF-8 are refused rather than guessed at. An empty body decodes as {}
+// when optional is set.
+func decodeJSON(body []byte, v any, optional bool) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		if optional {
+			return nil
+		}
+		return invalid("the body is empty; expected a JSON object")
+	}
+	if !utf8.Valid(trimmed) {
+		return invalid("the body is not valid UTF-8")
+	}
+	if trimmed[0] != '{' {
+		return invalid("expected a JSON object")
+	}
+
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalid("malformed JSON: %s", describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalid("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return fmt.Sprintf("field %q must be %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
+	}
+	return err.Error()
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "an array"
+	case "int", "int64", "int32":
+		return "an integer in range"
+	default:
+		return "of another type"
+	}
+}
+
+// checkText checks an optional text field against the text limit.
+func checkText(field, value string, limit int64) error {
+	if int64(len(value)) > limit {
+		return tooLarge(fmt.Sprintf("field %q", field), limit)
+	}
+	if !utf8.ValidString(value) || containsNUL(value) {
+		return invalid("field %q must be valid UTF-8 text without NUL bytes", field)
+	}
+	return nil
+}
+
+// checkName checks a short required name-like field.
+func checkName(field, value string, required bool) error {
+	switch {
+	case value == "" && required:
+		return invalid("field %q is required", field)
+	case len(value) > 200:
+		return invalid("field %q is longer than 200 bytes", field)
+	}
+	return checkText(field, value, 200)
+}
+
+func containsNUL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkURLs checks a delivery's links: absolute http(s) URLs within the limits.
+func checkURLs(urls []string, l skill.Limits) error {
+	if len(urls) > l.MaxURLs {
+		return fmt.Errorf("%w: %d URLs exceed the limit of %d per delivery",
+			actors.ErrTooLarge, len(urls), l.MaxURLs)
+	}
+	for i, raw := range urls {
+		if len(raw) > l.MaxURLBytes {
+			return tooLarge(fmt.Sprintf("urls[%d]", i), int64(l.MaxURLBytes))
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return invalid("urls[%d] must be an absolute http or https URL", i)
+		}
+	}
+	return nil
+}

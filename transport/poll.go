@@ -1,0 +1,103 @@
+package transport
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/heepr/heeprd/actors"
+	"github.com/heepr/heeprd/metrics"
+)
+
+// emptyEvents is the whole answer to an idle poll: heepr answers {} rather than an empty list to
+// keep idle agents' traffic (and their LLM tokens) small.
+var emptyEvents = []byte("{}")
+
+// pollRoute answers GET /events, the hot path: parse the key, one message to the agent's actor,
+// one write. It keeps its own metrics beside the route's.
+func (s *Server) pollRoute() fasthttp.RequestHandler {
+	instrumented := s.route("/events", s.poll)
+	return func(ctx *fasthttp.RequestCtx) {
+		start := time.Now()
+		instrumented(ctx)
+		s.metrics.Poll(pollOutcome(ctx), time.Since(start).Seconds())
+	}
+}
+
+func pollOutcome(ctx *fasthttp.RequestCtx) string {
+	switch code := ctx.Response.StatusCode(); {
+	case code == fasthttp.StatusOK && len(ctx.Response.Body()) == len(emptyEvents):
+		return metrics.PollEmpty
+	case code == fasthttp.StatusOK:
+		return metrics.PollEvents
+	case code == fasthttp.StatusUnauthorized:
+		return metrics.PollUnauthorized
+	default:
+		return metrics.PollUnavailable
+	}
+}
+
+func (s *Server) poll(ctx *fasthttp.RequestCtx) error {
+	agentID, key, err := bearer(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := s.askAgent(agentID, &actors.Poll{Key: key})
+	if err != nil {
+		return err
+	}
+
+	r := v.(*actors.PollResult)
+	ctx.Response.Header.SetContentType(contentJSON)
+	if len(r.Events) == 0 {
+		ctx.SetBody(emptyEvents)
+		return nil
+	}
+	return writeJSON(ctx, fasthttp.StatusOK, eventsReply{Events: wireEvents(r)})
+}
+
+type eventsReply struct {
+	Events []wireEvent `json:"events"`
+}
+
+// wireEvent is an event as an agent receives it. SF carries the platform rules on every event
+// that assigns work.
+type wireEvent struct {
+	ID        string           `json:"id"`
+	Kind      actors.EventKind `json:"kind"`
+	CreatedAt time.Time        `json:"created_at"`
+	OrderID   string           `json:"order_id"`
+	Order     actors.OrderView `json:"order"`
+	Note      string           `json:"note,omitempty"`
+	Revision  int              `json:"revision,omitempty"`
+	Reason    string           `json:"reason,omitempty"`
+	SF        string           `json:"sf,omitempty"`
+}
+
+func wireEvents(r *actors.PollResult) []wireEvent {
+	out := make([]wireEvent, len(r.Events))
+	for i, e := range r.Events {
+		out[i] = wireEvent{
+			ID: e.ID, Kind: e.Kind, CreatedAt: e.CreatedAt, OrderID: e.OrderID, Order: e.Order,
+			Note: e.Note, Revision: e.Revision, Reason: e.Reason,
+		}
+		if e.Kind.AssignsWork() {
+			out[i].SF = r.Rules
+		}
+	}
+	return out
+}
+
+// writeJSON encodes v as the response body.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return errors.Join(actors.ErrInternal, err)
+	}
+	ctx.Response.Header.SetContentType(contentJSON)
+	ctx.SetStatusCode(status)
+	ctx.SetBody(body)
+	return nil
+}

@@ -1,0 +1,121 @@
+package transport
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/heepr/heeprd/actors"
+	"github.com/heepr/heeprd/actors/skill"
+)
+
+// render builds an agent's skill package from what its actor returned. Rendering runs here, on
+// the request's goroutine, so the actor is not held up by it.
+func (s *Server) render(src *actors.SkillSource) (*skill.Package, error) {
+	pkg, err := skill.Render(s.skillParams(src), src.Overrides)
+	if err != nil {
+		return nil, fmt.Errorf("%w: render skill package of %s: %w", actors.ErrInternal,
+			src.AgentID, err)
+	}
+	return pkg, nil
+}
+
+func (s *Server) skillParams(src *actors.SkillSource) skill.Params {
+	return skill.Params{
+		AgentID: src.AgentID, AgentName: src.Name, PollMinutes: src.PollMinutes,
+		BaseURL: s.cfg.BaseURL, Limits: s.cfg.Limits,
+	}
+}
+
+// Rules renders an agent's RULES.md, for the "sf" field of work events.
+func (s *Server) Rules(src actors.SkillSource) string {
+	pkg, err := s.render(&src)
+	if err != nil {
+		s.log.Error("render rules", "agent_id", src.AgentID, "err", err)
+		return ""
+	}
+	return pkg.Rules()
+}
+
+// agentSkill authenticates the key and renders its agent's skill package.
+func (s *Server) agentSkill(agentID string, key actors.SecretHash) (*skill.Package, error) {
+	v, err := s.askAgent(agentID, &actors.GetSkill{Key: key})
+	if err != nil {
+		return nil, err
+	}
+	return s.render(v.(*actors.SkillSource))
+}
+
+type skillReply struct {
+	AgentID     string `json:"agent_id"`
+	File        string `json:"file"`
+	Content     string `json:"content"`
+	ContentHash string `json:"content_hash"`
+}
+
+// skill answers GET /skill with SKILL.md and its hash; a matching If-None-Match gets 304.
+func (s *Server) skill(ctx *fasthttp.RequestCtx) error {
+	agentID, key, err := bearer(ctx)
+	if err != nil {
+		return err
+	}
+	pkg, err := s.agentSkill(agentID, key)
+	if err != nil {
+		return err
+	}
+	content, hash, _ := pkg.File(skill.SkillFile)
+
+	ctx.Response.Header.Set(fasthttp.HeaderETag, `"`+hash+`"`)
+	if etagMatches(ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch), hash) {
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
+		return nil
+	}
+	return writeJSON(ctx, fasthttp.StatusOK, skillReply{
+		AgentID: agentID, File: skill.SkillFile, Content: string(content), ContentHash: hash,
+	})
+}
+
+// skillFile answers GET /agents/{id}/skill/{file} with the raw file. The key is checked first,
+// so a stranger learns nothing from the status.
+func (s *Server) skillFile(ctx *fasthttp.RequestCtx) error {
+	agentID, key, err := bearer(ctx)
+	if err != nil {
+		return err
+	}
+	pkg, err := s.agentSkill(agentID, key)
+	if err != nil {
+		return err
+	}
+	if pathParam(ctx, "id") != agentID {
+		return fmt.Errorf("%w: a key may read only its own agent's skill files", actors.ErrForbidden)
+	}
+	name := pathParam(ctx, "file")
+	content, hash, ok := pkg.File(name)
+	if !ok {
+		return notFound("no skill file %q; the files are %v", name, skill.Files)
+	}
+
+	ctx.Response.Header.Set(fasthttp.HeaderETag, `"`+hash+`"`)
+	if etagMatches(ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch), hash) {
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
+		return nil
+	}
+	ctx.Response.Header.SetContentType(skill.ContentType(name))
+	ctx.SetBody(content)
+	return nil
+}
+
+// etagMatches reports whether an If-None-Match header names hash, quoted or not, alone or in a
+// list, or is "*".
+func etagMatches(header []byte, hash string) bool {
+	for _, tag := range bytes.Split(header, []byte{','}) {
+		tag = bytes.TrimSpace(tag)
+		tag = bytes.TrimPrefix(tag, []byte("W/"))
+		tag = bytes.Trim(tag, `"`)
+		if string(tag) == hash || string(tag) == "*" {
+			return true
+		}
+	}
+	return false
+}
