@@ -170,6 +170,8 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 // checkFileName accepts plain file names only: they become part of storage keys and of URLs.
 func checkFileName(name string) error {
 	switch {
+	case name == "":
+		return invalid("a file part needs a file name")
 	case len(name) > 255:
 		return invalid("file name longer than 255 bytes")
 	case !utf8.ValidString(name), strings.ContainsAny(name, "/\\\x00"),

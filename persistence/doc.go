@@ -1,0 +1,16 @@
+// Package persistence keeps heeprd's state in badger so that nothing acknowledged is lost.
+//
+// Agents describe what changed as plain actors.Change values; Append encodes them at once (so the
+// actor may go on changing its state) and queues them. One committer goroutine takes everything
+// queued since its last commit and writes it in a single transaction, synced to disk when --fsync
+// is on, then calls each change's done function. Many agents' writes thus share one sync (group
+// commit): syncing costs latency, not throughput. Commits happen in the order of Append, so a
+// reply sent after a commit also covers every change appended before it.
+//
+// The one state allowed to lag is an agent's last poll time, flushed by FlushHeartbeats on the
+// snapshot interval. If a commit fails the store refuses every later write (ErrBroken) and reports
+// unhealthy: memory may then be ahead of disk, and acknowledging more would be a lie.
+//
+// Every value starts with a version byte; Load refuses to start on a record it cannot decode and
+// names its key, rather than drop data silently. The key layout is documented in keys.go.
+package persistence

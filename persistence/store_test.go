@@ -1,0 +1,228 @@
+package persistence
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/heepr/heeprd/actors"
+)
+
+const testAgent = "agt_abcdefghijklmnop"
+
+func openTest(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, Fsync: true})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+// appendWait appends changes and waits for them to be durable.
+func appendWait(t *testing.T, s *Store, changes ...actors.Change) {
+	t.Helper()
+	done := make(chan error, 1)
+	s.Append(changes, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatalf("append: %v", err)
+	}
+}
+
+func sampleState() actors.AgentState {
+	return actors.AgentState{
+		ID: testAgent, Status: actors.Active, LastOrder: 1, LastEvent: 2,
+		Settings:  actors.Settings{Name: "writer", PollMinutes: 20, RevisionCap: 2},
+		Key:       &actors.APIKey{Hash: actors.HashSecret("s"), IssuedAt: time.Unix(100, 0).UTC()},
+		CreatedAt: time.Unix(50, 0).UTC(),
+	}
+}
+
+func sampleOrder() *actors.Order {
+	return &actors.Order{
+		ID: "ord_abcdefghijklmnop_1", AgentID: testAgent, Gig: "logo", Price: 5,
+		State: actors.Delivered, Deliveries: []actors.Delivery{{N: 1, Files: []actors.FileMeta{
+			{Name: "a.bin", Size: 3, SHA256: "x"}}}},
+	}
+}
+
+func TestReopenRestoresEverything(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	ev := func(seq uint64) *actors.Event {
+		return &actors.Event{ID: "evt_abcdefghijklmnop_" + string(rune('0'+seq)), Seq: seq,
+			Kind: actors.NewOrder, OrderID: "ord_abcdefghijklmnop_1"}
+	}
+	appendWait(t, s,
+		actors.PutAgent{State: sampleState()},
+		actors.PutOrder{Order: sampleOrder()},
+		actors.PutEvent{AgentID: testAgent, Event: ev(1)},
+		actors.PutEvent{AgentID: testAgent, Event: ev(2)},
+		actors.PutEvent{AgentID: testAgent, Event: ev(3)},
+		actors.PutSkillFile{AgentID: testAgent, File: "RULES.md", Content: "be kind"},
+		actors.PutFile{OrderID: "ord_abcdefghijklmnop_1", Delivery: 1, Name: "a.bin",
+			Data: []byte{0, 1, 0}},
+	)
+	appendWait(t, s, actors.DeleteEvent{AgentID: testAgent, Seq: 2})
+	beat := time.Unix(1234, 5678).UTC()
+	done := make(chan error, 1)
+	s.FlushHeartbeats([]actors.Heartbeat{{AgentID: testAgent, LastPoll: beat}},
+		func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTest(t, dir)
+	defer s.Close()
+	snaps, err := s.Load()
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if len(snaps) != 1 {
+		t.Fatalf("got %d agents, want 1", len(snaps))
+	}
+	snap := snaps[0]
+	if snap.State.ID != testAgent || snap.State.LastEvent != 2 || snap.State.Key == nil ||
+		snap.State.Key.Hash != actors.HashSecret("s") {
+		t.Errorf("agent state not restored: %+v", snap.State)
+	}
+	if !snap.LastPoll.Equal(beat) {
+		t.Errorf("last poll = %v, want %v", snap.LastPoll, beat)
+	}
+	if len(snap.Orders) != 1 || snap.Orders[0].State != actors.Delivered {
+		t.Errorf("orders = %+v", snap.Orders)
+	}
+	if len(snap.Events) != 2 || snap.Events[0].Seq != 1 || snap.Events[1].Seq != 3 {
+		t.Errorf("events = %+v, want seq 1 and 3 in order", snap.Events)
+	}
+	if snap.Skill["RULES.md"] != "be kind" {
+		t.Errorf("skill = %v", snap.Skill)
+	}
+	data, err := s.ReadFile("ord_abcdefghijklmnop_1", 1, "a.bin")
+	if err != nil || !bytes.Equal(data, []byte{0, 1, 0}) {
+		t.Errorf("file = %v, %v", data, err)
+	}
+	if _, err := s.ReadFile("ord_abcdefghijklmnop_1", 1, "b.bin"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing file: err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestLoadRefusesBadRecords writes raw records behind the store's back and expects Load to fail
+// with an error naming the key.
+func TestLoadRefusesBadRecords(t *testing.T) {
+	good, _ := encode(sampleState())
+	cases := []struct {
+		name  string
+		key   string
+		value []byte
+	}{
+		{"truncated agent", "a/" + testAgent, good[:len(good)/2]},
+		{"unknown version", "a/" + testAgent, append([]byte{9}, good[1:]...)},
+		{"empty value", "a/" + testAgent, nil},
+		{"agent id mismatch", "a/agt_bbbbbbbbbbbbbbbb", good},
+		{"order without agent", "o/agt_cccccccccccccccc/ord_cccccccccccccccc_1", good},
+		{"bad heartbeat", "h/" + testAgent, []byte{1, 2}},
+		{"bad event key", "e/" + testAgent + "/zz", good},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTest(t, dir)
+			if tc.key != "a/"+testAgent {
+				appendWait(t, s, actors.PutAgent{State: sampleState()})
+			}
+			err := s.db.Update(func(txn *badger.Txn) error {
+				return txn.Set([]byte(tc.key), tc.value)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Load()
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("load err = %v, want ErrCorrupt", err)
+			}
+			if !bytes.Contains([]byte(err.Error()), []byte(tc.key)) {
+				t.Errorf("error %q does not name key %q", err, tc.key)
+			}
+			s.Close()
+		})
+	}
+}
+
+// TestAppendAnswersInOrder appends without waiting, as actors do, and expects every done call,
+// in the order of Append, with every record readable afterwards.
+func TestAppendAnswersInOrder(t *testing.T) {
+	s, err := Open(Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	const n = 500
+	var mu sync.Mutex
+	var answered []int
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range n {
+		ev := &actors.Event{ID: "evt", Seq: uint64(i + 1), Kind: actors.NewOrder}
+		s.Append([]actors.Change{actors.PutEvent{AgentID: testAgent, Event: ev}}, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			answered = append(answered, i)
+			mu.Unlock()
+			wg.Done()
+		})
+	}
+	wg.Wait()
+
+	for i, got := range answered {
+		if got != i {
+			t.Fatalf("answer %d was for append %d: commits out of order", i, got)
+		}
+	}
+	count := 0
+	if err := s.scan(prefixEvent, func(string, []byte) error { count++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if count != n {
+		t.Errorf("%d events stored, want %d", count, n)
+	}
+}
+
+func TestClosedStoreRefusesWrites(t *testing.T) {
+	s, err := Open(Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	s.Append([]actors.Change{actors.PutAgent{State: sampleState()}}, func(err error) { done <- err })
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want ErrClosed", err)
+	}
+}
+
+func TestSchemaMismatchRefusesToOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte(keySchema), []byte{42})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open err = %v, want ErrCorrupt", err)
+	}
+}

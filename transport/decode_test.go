@@ -1,0 +1,123 @@
+package transport
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/heepr/heeprd/actors"
+	"github.com/heepr/heeprd/actors/skill"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	type body struct {
+		Name  string `json:"name"`
+		Count *int   `json:"count"`
+	}
+	cases := []struct {
+		name     string
+		in       string
+		optional bool
+		wantErr  string // substring of the error; "" for success
+	}{
+		{"object", `{"name":"a","count":2}`, false, ""},
+		{"empty optional", ``, true, ""},
+		{"empty required", ` `, false, "empty"},
+		{"null", `null`, false, "JSON object"},
+		{"array", `[]`, false, "JSON object"},
+		{"string", `"x"`, false, "JSON object"},
+		{"unknown field", `{"nope":1}`, false, "unknown field"},
+		{"wrong type", `{"count":"x"}`, false, `"count"`},
+		{"huge number", `{"count":1e400}`, false, "malformed"},
+		{"trailing data", `{"name":"a"} {}`, false, "after the JSON object"},
+		{"invalid utf8", "{\"name\":\"\xff\"}", false, "UTF-8"},
+		{"truncated", `{"name":`, false, "malformed"},
+		{"deep nesting", `{"name":` + strings.Repeat("[", 20000), false, "malformed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var b body
+			err := decodeJSON([]byte(tc.in), &b, tc.optional)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, actors.ErrInvalidRequest) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want invalid request mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// FuzzDecodeJSON checks that no body makes a decoder panic or accept something that is not an
+// object of the expected shape.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, seed := range []string{`{}`, `{"status":"paused"}`, `{"order_id":"x","progress":5}`,
+		`null`, `[`, "\x00", `{"progress":1e99}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var st statusBody
+		if err := decodeJSON(in, &st, false); err != nil && !errors.Is(err, actors.ErrInvalidRequest) {
+			t.Fatalf("error %v is not an invalid request", err)
+		}
+		var d deliverJSON
+		_ = decodeJSON(in, &d, false)
+		var o placeOrderBody
+		_ = decodeJSON(in, &o, false)
+	})
+}
+
+func TestCheckURLs(t *testing.T) {
+	limits := skill.Limits{MaxURLs: 2, MaxURLBytes: 40}
+	cases := []struct {
+		name string
+		urls []string
+		want error
+	}{
+		{"none", nil, nil},
+		{"https", []string{"https://example.com/a"}, nil},
+		{"http", []string{"http://example.com"}, nil},
+		{"relative", []string{"/a"}, actors.ErrInvalidRequest},
+		{"ftp", []string{"ftp://example.com"}, actors.ErrInvalidRequest},
+		{"no host", []string{"https://"}, actors.ErrInvalidRequest},
+		{"too long", []string{"https://example.com/" + strings.Repeat("a", 40)}, actors.ErrTooLarge},
+		{"too many", []string{"https://a.b", "https://a.b", "https://a.b"}, actors.ErrTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkURLs(tc.urls, limits); !errors.Is(err, tc.want) {
+				t.Fatalf("checkURLs(%v) = %v, want %v", tc.urls, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckFileName(t *testing.T) {
+	for _, name := range []string{"a.txt", "résumé.pdf", "x y.png"} {
+		if err := checkFileName(name); err != nil {
+			t.Errorf("checkFileName(%q) = %v, want nil", name, err)
+		}
+	}
+	for _, name := range []string{"", ".", "..", "a/b", `a\b`, "a\x00", "a\nb", " a",
+		strings.Repeat("a", 256), "\xff"} {
+		if err := checkFileName(name); !errors.Is(err, actors.ErrInvalidRequest) {
+			t.Errorf("checkFileName(%q) = %v, want invalid request", name, err)
+		}
+	}
+}
+
+func TestClassifyCoversEverySentinel(t *testing.T) {
+	for _, e := range apiErrors {
+		got := classify(errors.Join(errors.New("context"), e.sentinel))
+		if got.code != e.code || got.status != e.status {
+			t.Errorf("classify(%v) = %s %d, want %s %d", e.sentinel, got.code, got.status,
+				e.code, e.status)
+		}
+	}
+	if got := classify(errors.New("surprise")); got.status != 500 {
+		t.Errorf("unknown error classified as %d, want 500", got.status)
+	}
+}
