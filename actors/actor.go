@@ -26,21 +26,33 @@ type result struct {
 func (a *agent) Receive(c actor.Context) {
 	env, ok := c.Message().(*envelope)
 	if !ok {
-		return // lifecycle messages need no handling: state lives in memory and the journal
+		// State lives in memory and the journal, so only a stop needs handling: StopAll waits.
+		if _, stopped := c.Message().(*actor.Stopped); stopped && a.ref.draining.Load() {
+			a.ref.fleet.drained()
+		}
+		return
 	}
 
 	value, changes, err := a.handleSafely(env.msg)
 	if err != nil || len(changes) == 0 {
-		env.reply <- result{value: value, err: err}
+		env.respond(value, err)
 		return
 	}
 	a.env.Journal.Append(changes, func(err error) {
 		if err != nil {
-			env.reply <- result{err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+			env.respond(nil, fmt.Errorf("%w: %w", ErrUnavailable, err))
 			return
 		}
-		env.reply <- result{value: value}
+		env.respond(value, nil)
 	})
+}
+
+// respond sends the result, if anyone waits for one. The channel has room for it, so this never
+// blocks.
+func (e *envelope) respond(value any, err error) {
+	if e.reply != nil {
+		e.reply <- result{value: value, err: err}
+	}
 }
 
 // handleSafely turns a panic in a handler into an error reply: an escaped panic would restart the
@@ -64,13 +76,15 @@ func (a *agent) handle(msg any, now time.Time) (any, []Change, error) {
 	case *Register:
 		return a.register(m, now)
 	case *Deliver:
-		return a.deliver(m, now)
+		return a.once(m.Idem, m.Key, now, func() (any, []Change, error) { return a.deliver(m, now) })
 	case *Decline:
-		return a.decline(m, now)
+		return a.once(m.Idem, m.Key, now, func() (any, []Change, error) { return a.decline(m, now) })
 	case *Flag:
-		return a.flag(m, now)
+		return a.once(m.Idem, m.Key, now, func() (any, []Change, error) { return a.flag(m, now) })
 	case *SetStatus:
-		return a.setStatus(m, now)
+		return a.once(m.Idem, m.Key, now, func() (any, []Change, error) {
+			return a.setStatus(m, now)
+		})
 	case *GetSkill:
 		return a.getSkill(m, now)
 	case *Create:
@@ -91,6 +105,12 @@ func (a *agent) handle(msg any, now time.Time) (any, []Change, error) {
 		return a.getFile(m)
 	case *OwnerDecision:
 		return a.decide(m, now)
+	case *RequestRevision:
+		return a.requestRevision(m, now)
+	case *ChangeScope:
+		return a.changeScope(m, now)
+	case *CheckDeadline:
+		return a.checkDeadline(m, now)
 	default:
 		panic(fmt.Sprintf("BUG: agent actor got %T", msg))
 	}

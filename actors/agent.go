@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -84,6 +85,8 @@ type Snapshot struct {
 	Orders   []*Order
 	Events   []Event // oldest first
 	Skill    map[string]string
+
+	Remembered []*Remembered // answers to idempotent requests, any order
 }
 
 // agent is the state one agent actor owns. Only that actor touches it.
@@ -95,6 +98,10 @@ type agent struct {
 	events   []Event
 	orders   map[string]*Order
 	skill    map[string]string // replaced, never modified, so it can be handed out
+	budget   bucket
+
+	remembered      map[string]*Remembered // idempotent answers by key
+	rememberedOrder []*Remembered          // the same, oldest first, for expiry
 }
 
 func newAgent(env *Env, ref *Ref, snap *Snapshot) *agent {
@@ -104,8 +111,23 @@ func newAgent(env *Env, ref *Ref, snap *Snapshot) *agent {
 	}
 	for _, o := range snap.Orders {
 		a.orders[o.ID] = o
+		a.scheduleDeadlines(o)
 	}
+	a.restoreRemembered(snap.Remembered)
 	return a
+}
+
+func (a *agent) restoreRemembered(records []*Remembered) {
+	if len(records) == 0 {
+		return
+	}
+	a.rememberedOrder = slices.SortedFunc(slices.Values(records), func(x, y *Remembered) int {
+		return x.At.Compare(y.At)
+	})
+	a.remembered = make(map[string]*Remembered, len(records))
+	for _, r := range records {
+		a.remembered[r.Key] = r
+	}
 }
 
 func sameHash(a, b SecretHash) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }

@@ -15,6 +15,16 @@ type Env struct {
 	Observer     Observer
 	Log          *slog.Logger
 
+	// Deadlines reminds agents of their orders' approval windows and delivery deadlines.
+	Deadlines *Deadlines
+	// ApprovalWindow is how long an order may wait for the owner's approval before it is denied.
+	ApprovalWindow time.Duration
+
+	// Budget limits each agent's requests; IdempotencyTTL is how long idempotent answers are kept
+	// (DefaultIdempotencyTTL when zero).
+	Budget         Budget
+	IdempotencyTTL time.Duration
+
 	// Rules renders the agent's RULES.md text, attached to work events.
 	Rules func(SkillSource) string
 

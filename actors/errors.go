@@ -1,6 +1,10 @@
 package actors
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Sentinel errors, one per API error code an agent's state can produce. Handlers wrap them with
 // the detail a caller needs ("order is delivered"); the transport maps each to its status and code
@@ -17,14 +21,28 @@ var (
 		"the bootstrap token is past its expiry; ask the owner for a new one")
 	ErrActiveKeyExists = errors.New("the agent already has a live API key; " +
 		"the owner must revoke it before the agent registers again")
-	ErrForbidden    = errors.New("forbidden")
-	ErrNotFound     = errors.New("not found")
-	ErrInvalidState = errors.New("invalid state")
-	ErrAgentPaused  = errors.New("the agent is paused and takes no new orders")
-	ErrTooLarge     = errors.New("payload too large")
+	ErrForbidden         = errors.New("forbidden")
+	ErrNotFound          = errors.New("not found")
+	ErrInvalidState      = errors.New("invalid state")
+	ErrAgentPaused       = errors.New("the agent is paused and takes no new orders")
+	ErrTooLarge          = errors.New("payload too large")
+	ErrIdempotencyReused = errors.New(
+		"the Idempotency-Key was already used with a different request")
+	// ErrRateLimited is matched by every RateLimitError.
+	ErrRateLimited = errors.New("the agent's request budget is used up")
 	// ErrUnavailable means the agent's actor did not answer, is stopping, or its change could not
 	// be made durable; the caller may retry.
 	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrInternal means a handler failed in a way no request should cause (a recovered panic).
 	ErrInternal = errors.New("internal error")
 )
+
+// RateLimitError says how long the agent should wait before its next request.
+type RateLimitError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("%v; retry after %s", ErrRateLimited, e.RetryAfter.Round(time.Millisecond))
+}
+
+// Unwrap lets errors.Is match ErrRateLimited.
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }

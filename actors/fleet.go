@@ -33,6 +33,9 @@ type Fleet struct {
 
 	dirtyMu sync.Mutex
 	dirty   []*Ref // agents whose heartbeat changed since the last flush
+
+	drainLeft atomic.Int64                  // actors StopAll still waits for
+	drainDone atomic.Pointer[chan struct{}] // closed when drainLeft reaches zero
 }
 
 type shard struct {
@@ -47,6 +50,7 @@ type Ref struct {
 	pid      *actor.PID
 	lastPoll atomic.Int64 // unix nanoseconds; written only by the owning actor
 	dirty    atomic.Bool  // queued in fleet.dirty and not yet flushed
+	draining atomic.Bool  // poisoned by StopAll, which waits for it
 }
 
 // NewFleet returns an empty fleet whose actors run in system and share env.
@@ -130,32 +134,59 @@ func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error)
 	}
 }
 
-// StopAll removes every agent from the fleet and waits until each actor has handled the messages
-// sent to it before. Requests after that get ErrNoAgent.
+// Tell sends msg to the agent's actor without waiting for an answer. It reports false if there is
+// no such actor.
+func (f *Fleet) Tell(agentID string, msg any) bool {
+	s := f.shard(agentID)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ref := s.refs[agentID]
+	if ref != nil {
+		f.system.Root.Send(ref.pid, &envelope{msg: msg})
+	}
+	return ref != nil
+}
+
+// StopAll removes every agent from the fleet and waits, up to timeout, until each actor has
+// handled the messages sent to it before. Requests after that get ErrNoAgent. It counts the
+// actors down as they report stopping, so it needs no goroutine or future per agent.
 func (f *Fleet) StopAll(timeout time.Duration) error {
-	var futures []*actor.Future
+	var refs []*Ref
 	for i := range f.shards {
 		s := &f.shards[i]
 		s.mu.Lock()
 		for id, ref := range s.refs {
 			delete(s.refs, id)
-			futures = append(futures, f.system.Root.PoisonFuture(ref.pid))
+			refs = append(refs, ref)
 		}
 		s.mu.Unlock()
 	}
 	f.size.Store(0)
+	if len(refs) == 0 {
+		return nil
+	}
 
-	var errs []error
-	for _, fut := range futures {
-		if err := fut.Wait(); err != nil && !errors.Is(err, actor.ErrDeadLetter) {
-			errs = append(errs, err)
-		}
+	done := make(chan struct{})
+	f.drainLeft.Store(int64(len(refs)))
+	f.drainDone.Store(&done)
+	for _, ref := range refs {
+		ref.draining.Store(true)
+		f.system.Root.Poison(ref.pid)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("stop agents: %d of %d did not stop in time: %w",
-			len(errs), len(futures), errs[0])
+	select {
+	case <-done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("stop agents: %d of %d did not stop within %s",
+			f.drainLeft.Load(), len(refs), timeout)
 	}
-	return nil
+}
+
+// drained is called by each actor StopAll poisoned, once it has stopped.
+func (f *Fleet) drained() {
+	if f.drainLeft.Add(-1) == 0 {
+		close(*f.drainDone.Load())
+	}
 }
 
 // heartbeat publishes a poll time. Only the owning actor calls it. The ref is queued for the

@@ -37,7 +37,7 @@ func (a *agent) register(m *Register, now time.Time) (any, []Change, error) {
 // waits for every change queued before it: an agent never sees an event whose order could still
 // vanish in a crash.
 func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
-	if err := a.authenticate(m.Key, now); err != nil {
+	if err := a.admit(m.Key, now); err != nil {
 		return nil, nil, err
 	}
 
@@ -106,7 +106,7 @@ func (a *agent) flag(m *Flag, now time.Time) (any, []Change, error) {
 
 // setStatus checks everything before it changes anything, so a rejected request has no effect.
 func (a *agent) setStatus(m *SetStatus, now time.Time) (any, []Change, error) {
-	if err := a.authenticate(m.Key, now); err != nil {
+	if err := a.admit(m.Key, now); err != nil {
 		return nil, nil, err
 	}
 	var o *Order
@@ -139,7 +139,7 @@ func (a *agent) setStatus(m *SetStatus, now time.Time) (any, []Change, error) {
 
 func (a *agent) getSkill(m *GetSkill, now time.Time) (any, []Change, error) {
 	if !m.Owner {
-		if err := a.authenticate(m.Key, now); err != nil {
+		if err := a.admit(m.Key, now); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -156,7 +156,7 @@ func (a *agent) skillSource() SkillSource {
 
 // authorizedOrder authenticates the key, finds the order and checks the action is allowed.
 func (a *agent) authorizedOrder(key SecretHash, id string, act Action, now time.Time) (*Order, error) {
-	if err := a.authenticate(key, now); err != nil {
+	if err := a.admit(key, now); err != nil {
 		return nil, err
 	}
 	o, err := a.order(id)

@@ -90,9 +90,11 @@ func (a *agent) placeOrder(m *PlaceOrder, now time.Time) (any, []Change, error) 
 	first := InProgress
 	if a.state.Settings.ManualAcceptance {
 		first = AwaitingApproval
+		o.ApprovalDue = now.Add(a.env.ApprovalWindow)
 	}
 	a.move(o, first, ByCustomer, "placed", now)
 	a.orders[o.ID] = o
+	a.scheduleDeadlines(o)
 
 	changes := append([]Change{PutOrder{Order: o}}, a.enqueue(NewOrder, o, now, nil)...)
 	return &OrderResult{OrderID: o.ID, State: o.State}, changes, nil
@@ -126,30 +128,35 @@ func (a *agent) getFile(m *GetFile) (any, []Change, error) {
 
 // decide carries out an owner's decision on an order.
 func (a *agent) decide(m *OwnerDecision, now time.Time) (any, []Change, error) {
-	o, err := a.order(m.OrderID)
+	o, err := a.checkedOrder(m.OrderID, m.Action)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := o.check(m.Action); err != nil {
 		return nil, nil, err
 	}
 
 	changes := []Change{PutOrder{Order: o}}
-	switch m.Action {
-	case ActApprove:
+	switch {
+	case m.Action == ActApprove && o.State == RevisionReview:
+		changes = a.startRevision(o, o.PendingRevision, ByOwner, now)
+	case m.Action == ActApprove:
 		a.move(o, InProgress, ByOwner, m.Reason, now)
+		a.scheduleDeadlines(o)
 		changes = append(changes, a.enqueue(OwnerApprovedOrder, o, now, nil)...)
-	case ActDeny:
-		o.Refund = &Note{Reason: "owner_denied", Message: m.Reason, At: now}
-		a.move(o, Denied, ByOwner, m.Reason, now)
-		changes = append(changes, a.enqueue(OwnerDeniedOrder, o, now, func(e *Event) {
-			e.Reason = m.Reason
-		})...)
-	case ActRelease:
+	case m.Action == ActDeny && o.State == RevisionReview:
+		o.PendingRevision = nil
+		a.move(o, Delivered, ByOwner, m.Reason, now)
+	case m.Action == ActDeny:
+		changes = a.deny(o, ByOwner, ReasonOwnerDenied, m.Reason, now)
+	case m.Action == ActRelease:
 		a.move(o, Released, ByOwner, m.Reason, now)
-	case ActRefund:
-		o.Refund = &Note{Reason: "owner_refund", Message: m.Reason, At: now}
+	case m.Action == ActRefund:
+		o.Refund = &Note{Reason: ReasonOwnerRefund, Message: m.Reason, At: now}
+		o.PendingRevision = nil
 		a.move(o, Refunded, ByOwner, m.Reason, now)
+	case m.Action == ActUnflag:
+		back := o.FlaggedFrom
+		o.FlaggedFrom = ""
+		a.move(o, back, ByOwner, m.Reason, now)
+		a.scheduleDeadlines(o)
 	default:
 		return nil, nil, fmt.Errorf("%w: %q is not an owner decision", ErrInvalidRequest, m.Action)
 	}
@@ -168,6 +175,7 @@ func (o *Order) clone() *Order {
 	c.History = append([]Transition(nil), o.History...)
 	c.Progress, c.Decline, c.Flag, c.Refund = clonePtr(o.Progress), clonePtr(o.Decline),
 		clonePtr(o.Flag), clonePtr(o.Refund)
+	c.PendingRevision = clonePtr(o.PendingRevision)
 	return &c
 }
 

@@ -35,12 +35,23 @@ type PutFile struct {
 	Data     []byte
 }
 
-func (PutAgent) isChange()     {}
-func (PutOrder) isChange()     {}
-func (PutEvent) isChange()     {}
-func (DeleteEvent) isChange()  {}
-func (PutSkillFile) isChange() {}
-func (PutFile) isChange()      {}
+// PutRemembered stores the answer to an idempotent request.
+type PutRemembered struct {
+	AgentID string
+	Record  *Remembered
+}
+
+// DeleteRemembered forgets an idempotent request past its retention.
+type DeleteRemembered struct{ AgentID, Key string }
+
+func (PutRemembered) isChange()    {}
+func (DeleteRemembered) isChange() {}
+func (PutAgent) isChange()         {}
+func (PutOrder) isChange()         {}
+func (PutEvent) isChange()         {}
+func (DeleteEvent) isChange()      {}
+func (PutSkillFile) isChange()     {}
+func (PutFile) isChange()          {}
 
 // Journal makes agents' changes durable.
 type Journal interface {

@@ -37,6 +37,7 @@ type PollResult struct {
 // Deliver submits work for an order.
 type Deliver struct {
 	Key     SecretHash
+	Idem    Idempotency
 	OrderID string
 	Text    string
 	URLs    []string
@@ -51,33 +52,36 @@ type File struct {
 
 // DeliverResult answers Deliver.
 type DeliverResult struct {
-	OrderID  string
-	Delivery int
-	State    OrderState
+	OrderID  string     `json:"order_id"`
+	Delivery int        `json:"delivery"`
+	State    OrderState `json:"state"`
 }
 
 // Decline turns an order down with a reason from DeclineReasons.
 type Decline struct {
 	Key                      SecretHash
+	Idem                     Idempotency
 	OrderID, Reason, Message string
 }
 
 // Flag parks an order for the owner's review with a reason from FlagReasons.
 type Flag struct {
 	Key                      SecretHash
+	Idem                     Idempotency
 	OrderID, Reason, Message string
 }
 
 // OrderResult answers the actions that only change an order's state.
 type OrderResult struct {
-	OrderID string
-	State   OrderState
+	OrderID string     `json:"order_id"`
+	State   OrderState `json:"state"`
 }
 
 // SetStatus changes the agent's status and/or reports progress on one order. Status is "" to
 // leave it unchanged; OrderID is "" when no progress is reported.
 type SetStatus struct {
 	Key      SecretHash
+	Idem     Idempotency
 	Status   AgentStatus
 	OrderID  string
 	Progress int
@@ -86,10 +90,10 @@ type SetStatus struct {
 
 // SetStatusResult answers SetStatus.
 type SetStatusResult struct {
-	AgentID  string
-	Status   AgentStatus
-	OrderID  string
-	Progress *Progress
+	AgentID  string      `json:"agent_id"`
+	Status   AgentStatus `json:"status"`
+	OrderID  string      `json:"order_id,omitempty"`
+	Progress *Progress   `json:"progress,omitempty"`
 }
 
 // GetSkill returns what is needed to render the agent's skill package. With Key unset it is the
@@ -158,3 +162,16 @@ type OwnerDecision struct {
 	Action  Action
 	Reason  string
 }
+
+// RequestRevision is a customer asking for a revision of a delivered order.
+type RequestRevision struct{ OrderID, Note string }
+
+// ChangeScope is the owner changing an open order's terms. Nil fields stay as they are.
+type ChangeScope struct {
+	OrderID      string
+	Scope, Brief *string
+	Deadline     *time.Time
+}
+
+// CheckDeadline wakes the agent to check an order's approval window and delivery deadline.
+type CheckDeadline struct{ OrderID string }

@@ -41,6 +41,14 @@ func (t *OnlineTracker) Heartbeat(prev, now time.Time) {
 	if !prev.IsZero() && prev.Unix()+t.window == end {
 		return // same second: already counted in this slot
 	}
+	if end <= t.swept.Load() {
+		// The window of this poll has already ended (a stale poll time, as restored at start-up):
+		// the agent is offline, and counted no more if it was before.
+		if !prev.IsZero() && t.remove(prev.Unix()+t.window) {
+			t.online.Add(-1)
+		}
+		return
+	}
 
 	t.add(end)
 	if prev.IsZero() || !t.remove(prev.Unix()+t.window) {

@@ -46,19 +46,37 @@ const (
 	ActDeny     Action = "deny"
 	ActRelease  Action = "release"
 	ActRefund   Action = "refund"
+	ActRevision Action = "revision"
+	ActScope    Action = "scope"
+	ActUnflag   Action = "unflag"
+	// ActExpire is the system's: an approval window or a delivery deadline ran out.
+	ActExpire Action = "expire"
 )
+
+// Actions lists every action, for tests that walk the whole state machine.
+var Actions = []Action{
+	ActDeliver, ActDecline, ActFlag, ActProgress, ActApprove, ActDeny, ActRelease, ActRefund,
+	ActRevision, ActScope, ActUnflag, ActExpire,
+}
+
+// openStates are the states in which work on an order can still change.
+var openStates = []OrderState{AwaitingApproval, InProgress, Delivered, RevisionReview}
 
 // allowedFrom is the order state machine: the states each action may start from. Adding a
 // transition is adding a row here and a method that performs it.
 var allowedFrom = map[Action][]OrderState{
 	ActDeliver:  {InProgress},
 	ActDecline:  {AwaitingApproval, InProgress},
-	ActFlag:     {AwaitingApproval, InProgress, Delivered, RevisionReview},
+	ActFlag:     openStates,
 	ActProgress: {InProgress},
-	ActApprove:  {AwaitingApproval},
-	ActDeny:     {AwaitingApproval},
+	ActApprove:  {AwaitingApproval, RevisionReview},
+	ActDeny:     {AwaitingApproval, RevisionReview},
 	ActRelease:  {Delivered},
-	ActRefund:   {AwaitingApproval, InProgress, Delivered, RevisionReview, Flagged},
+	ActRefund:   append(slices.Clone(openStates), Flagged),
+	ActRevision: {Delivered},
+	ActScope:    openStates,
+	ActUnflag:   {Flagged},
+	ActExpire:   {AwaitingApproval, InProgress},
 }
 
 // Actor names who caused a transition, as recorded in an order's history.
@@ -90,6 +108,8 @@ type Order struct {
 	Flag             *Note        `json:"flag,omitempty"`
 	FlaggedFrom      OrderState   `json:"flagged_from,omitempty"`
 	Refund           *Note        `json:"refund,omitempty"`
+	PendingRevision  *Note        `json:"pending_revision,omitempty"`
+	ApprovalDue      time.Time    `json:"approval_due,omitzero"`
 	History          []Transition `json:"history"`
 }
 
@@ -99,6 +119,10 @@ type Progress struct {
 	Message string    `json:"message,omitempty"`
 	At      time.Time `json:"at"`
 }
+
+// deadlineApplies reports whether the delivery deadline can still refund the order: only while it
+// is in progress and nothing was delivered yet. Revisions are judged by the owner, not the clock.
+func (o *Order) deadlineApplies() bool { return o.State == InProgress && len(o.Deliveries) == 0 }
 
 // Note is a structured reason with free text, as given for a decline, flag, denial or refund.
 type Note struct {

@@ -81,6 +81,10 @@ func encodeChange(c actors.Change) (entry, error) {
 		return entry{key: eventKey(c.AgentID, c.Seq), delete: true}, nil
 	case actors.PutSkillFile:
 		return entry{key: skillKey(c.AgentID, c.File), value: []byte(c.Content)}, nil
+	case actors.PutRemembered:
+		key, value = rememberKey(c.AgentID, c.Record.Key), c.Record
+	case actors.DeleteRemembered:
+		return entry{key: rememberKey(c.AgentID, c.Key), delete: true}, nil
 	case actors.PutFile:
 		return entry{key: fileKey(c.OrderID, c.Delivery, c.Name), value: c.Data}, nil
 	default:

@@ -15,6 +15,7 @@ import (
 //	o/<agent id>/<order id>            one order
 //	e/<agent id>/<event seq, 16 hex>   one queued event, in queue order
 //	s/<agent id>/<file name>           an owner's replacement for a skill file
+//	i/<agent id>/<idempotency key>     the first answer to an idempotent request
 //	f/<order id>/<delivery, 8 hex>/<file name>   the bytes of a delivered file
 //	m/schema                           the layout version
 const (
@@ -23,6 +24,7 @@ const (
 	prefixOrder     = "o/"
 	prefixEvent     = "e/"
 	prefixSkill     = "s/"
+	prefixRemember  = "i/"
 	prefixFile      = "f/"
 	keySchema       = "m/schema"
 )
@@ -36,6 +38,10 @@ func orderKey(agentID, orderID string) []byte {
 
 func eventKey(agentID string, seq uint64) []byte {
 	return fmt.Appendf(nil, "%s%s/%016x", prefixEvent, agentID, seq)
+}
+
+func rememberKey(agentID, key string) []byte {
+	return []byte(prefixRemember + agentID + "/" + key)
 }
 
 func skillKey(agentID, file string) []byte { return []byte(prefixSkill + agentID + "/" + file) }

@@ -23,6 +23,7 @@ func (s *Store) Load() ([]*actors.Snapshot, error) {
 		{prefixOrder, func(k string, v []byte) error { return loadOrder(snaps, k, v) }},
 		{prefixEvent, func(k string, v []byte) error { return loadEvent(snaps, k, v) }},
 		{prefixSkill, func(k string, v []byte) error { return loadSkill(snaps, k, v) }},
+		{prefixRemember, func(k string, v []byte) error { return loadRemembered(snaps, k, v) }},
 	}
 	for _, step := range steps {
 		if err := s.scan(step.prefix, step.read); err != nil {
@@ -140,5 +141,21 @@ func loadSkill(snaps map[string]*actors.Snapshot, key string, v []byte) error {
 		snap.Skill = make(map[string]string)
 	}
 	snap.Skill[file] = string(v)
+	return nil
+}
+
+func loadRemembered(snaps map[string]*actors.Snapshot, key string, v []byte) error {
+	snap, idemKey, err := owner(snaps, key, prefixRemember)
+	if err != nil {
+		return err
+	}
+	r := new(actors.Remembered)
+	if err := decode(v, r); err != nil {
+		return err
+	}
+	if r.Key != idemKey || (r.Deliver == nil && r.Order == nil && r.Status == nil) {
+		return fmt.Errorf("%w: idempotency record does not match its key", ErrCorrupt)
+	}
+	snap.Remembered = append(snap.Remembered, r)
 	return nil
 }

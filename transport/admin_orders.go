@@ -117,7 +117,7 @@ func (s *Server) getFile(ctx *fasthttp.RequestCtx) error {
 
 // ownerActions are the owner's decisions, each at /admin/orders/{id}/<action>.
 var ownerActions = []actors.Action{
-	actors.ActApprove, actors.ActDeny, actors.ActRelease, actors.ActRefund,
+	actors.ActApprove, actors.ActDeny, actors.ActRelease, actors.ActRefund, actors.ActUnflag,
 }
 
 type ownerBody struct {
@@ -145,4 +145,76 @@ func (s *Server) decide(action actors.Action) handler {
 		r := v.(*actors.OrderResult)
 		return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
 	}
+}
+
+type revisionBody struct {
+	Note string `json:"note"`
+}
+
+func (s *Server) requestRevision(ctx *fasthttp.RequestCtx) error {
+	var b revisionBody
+	if err := decodeJSON(ctx.PostBody(), &b, false); err != nil {
+		return err
+	}
+	if b.Note == "" {
+		return invalid("field \"note\" is required: what should change")
+	}
+	if err := checkText("note", b.Note, s.cfg.Limits.MaxTextBytes); err != nil {
+		return err
+	}
+
+	id := pathParam(ctx, "id")
+	v, err := s.askOrder(id, &actors.RequestRevision{OrderID: id, Note: b.Note})
+	if err != nil {
+		return err
+	}
+	r := v.(*actors.OrderResult)
+	return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
+}
+
+type scopeBody struct {
+	Scope    *string `json:"scope"`
+	Brief    *string `json:"brief"`
+	Deadline *string `json:"deadline"`
+}
+
+func (s *Server) changeScope(ctx *fasthttp.RequestCtx) error {
+	var b scopeBody
+	if err := decodeJSON(ctx.PostBody(), &b, false); err != nil {
+		return err
+	}
+	msg, err := s.scopeMessage(pathParam(ctx, "id"), &b)
+	if err != nil {
+		return err
+	}
+
+	v, err := s.askOrder(msg.OrderID, msg)
+	if err != nil {
+		return err
+	}
+	r := v.(*actors.OrderResult)
+	return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
+}
+
+func (s *Server) scopeMessage(id string, b *scopeBody) (*actors.ChangeScope, error) {
+	if b.Scope == nil && b.Brief == nil && b.Deadline == nil {
+		return nil, invalid("give at least one of \"scope\", \"brief\" and \"deadline\"")
+	}
+	msg := &actors.ChangeScope{OrderID: id, Scope: b.Scope, Brief: b.Brief}
+	for name, v := range map[string]*string{"scope": b.Scope, "brief": b.Brief} {
+		if v != nil {
+			if err := checkText(name, *v, s.cfg.Limits.MaxTextBytes); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if b.Deadline != nil {
+		t, err := time.Parse(time.RFC3339, *b.Deadline)
+		if err != nil {
+			return nil, invalid("field \"deadline\" must be an RFC 3339 time")
+		}
+		t = t.UTC()
+		msg.Deadline = &t
+	}
+	return msg, nil
 }

@@ -111,22 +111,23 @@ func (s *Server) checkReason(b *decisionBody, allowed []string) error {
 }
 
 func (s *Server) decline(ctx *fasthttp.RequestCtx) error {
-	return s.orderDecision(ctx, declineReasons, func(key actors.SecretHash, id string,
-		b decisionBody) any {
-		return &actors.Decline{Key: key, OrderID: id, Reason: b.Reason, Message: b.Message}
+	return s.orderDecision(ctx, "decline", declineReasons, func(key actors.SecretHash,
+		idem actors.Idempotency, id string, b decisionBody) any {
+		return &actors.Decline{Key: key, Idem: idem, OrderID: id, Reason: b.Reason,
+			Message: b.Message}
 	})
 }
 
 func (s *Server) flag(ctx *fasthttp.RequestCtx) error {
-	return s.orderDecision(ctx, flagReasons, func(key actors.SecretHash, id string,
-		b decisionBody) any {
-		return &actors.Flag{Key: key, OrderID: id, Reason: b.Reason, Message: b.Message}
+	return s.orderDecision(ctx, "flag", flagReasons, func(key actors.SecretHash,
+		idem actors.Idempotency, id string, b decisionBody) any {
+		return &actors.Flag{Key: key, Idem: idem, OrderID: id, Reason: b.Reason, Message: b.Message}
 	})
 }
 
 // orderDecision is the shared flow of decline and flag: authenticate, decode, check, forward.
-func (s *Server) orderDecision(ctx *fasthttp.RequestCtx, reasons []string,
-	build func(actors.SecretHash, string, decisionBody) any) error {
+func (s *Server) orderDecision(ctx *fasthttp.RequestCtx, action string, reasons []string,
+	build func(actors.SecretHash, actors.Idempotency, string, decisionBody) any) error {
 	agentID, key, err := bearer(ctx)
 	if err != nil {
 		return err
@@ -138,8 +139,16 @@ func (s *Server) orderDecision(ctx *fasthttp.RequestCtx, reasons []string,
 	if err := s.checkReason(&body, reasons); err != nil {
 		return err
 	}
+	orderID := pathParam(ctx, "id")
+	idem, err := idempotency(ctx, action, struct {
+		OrderID string `json:"order_id"`
+		decisionBody
+	}{orderID, body})
+	if err != nil {
+		return err
+	}
 
-	v, err := s.askAgent(agentID, build(key, pathParam(ctx, "id"), body))
+	v, err := s.askAgent(agentID, build(key, idem, orderID, body))
 	if err != nil {
 		return err
 	}
@@ -177,6 +186,9 @@ func (s *Server) status(ctx *fasthttp.RequestCtx) error {
 	}
 	msg, err := s.statusMessage(key, &body)
 	if err != nil {
+		return err
+	}
+	if msg.Idem, err = idempotency(ctx, "status", body); err != nil {
 		return err
 	}
 

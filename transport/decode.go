@@ -68,7 +68,7 @@ func jsonKind(goKind string) string {
 // checkText checks an optional text field against the text limit.
 func checkText(field, value string, limit int64) error {
 	if int64(len(value)) > limit {
-		return tooLarge(fmt.Sprintf("field %q", field), limit)
+		return tooLarge(fmt.Sprintf("field %q (--max-text-bytes)", field), limit)
 	}
 	if !utf8.ValidString(value) || containsNUL(value) {
 		return invalid("field %q must be valid UTF-8 text without NUL bytes", field)
@@ -99,12 +99,12 @@ func containsNUL(s string) bool {
 // checkURLs checks a delivery's links: absolute http(s) URLs within the limits.
 func checkURLs(urls []string, l skill.Limits) error {
 	if len(urls) > l.MaxURLs {
-		return fmt.Errorf("%w: %d URLs exceed the limit of %d per delivery",
+		return fmt.Errorf("%w: %d URLs exceed the limit of %d per delivery (--max-urls)",
 			actors.ErrTooLarge, len(urls), l.MaxURLs)
 	}
 	for i, raw := range urls {
 		if len(raw) > l.MaxURLBytes {
-			return tooLarge(fmt.Sprintf("urls[%d]", i), int64(l.MaxURLBytes))
+			return tooLarge(fmt.Sprintf("urls[%d] (--max-url-bytes)", i), int64(l.MaxURLBytes))
 		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -41,6 +41,9 @@ func (s *Server) deliver(ctx *fasthttp.RequestCtx) error {
 	if msg.Text == "" && len(msg.URLs) == 0 && len(msg.Files) == 0 {
 		return invalid("a delivery needs text, urls or at least one file")
 	}
+	if msg.Idem, err = idempotency(ctx, "deliver", newDeliveryFingerprint(msg)); err != nil {
+		return err
+	}
 
 	v, err := s.askAgent(agentID, msg)
 	if err != nil {
@@ -109,7 +112,7 @@ func (s *Server) readPart(part *multipart.Part, msg *actors.Deliver) error {
 	if part.FileName() != "" {
 		return s.readFilePart(part, msg)
 	}
-	value, err := readLimited(part, s.cfg.Limits.MaxTextBytes)
+	value, err := readLimited(part, s.cfg.Limits.MaxTextBytes, "--max-text-bytes")
 	if err != nil {
 		return err
 	}
@@ -131,7 +134,8 @@ func (s *Server) readPart(part *multipart.Part, msg *actors.Deliver) error {
 func (s *Server) readFilePart(part *multipart.Part, msg *actors.Deliver) error {
 	l := s.cfg.Limits
 	if len(msg.Files) == l.MaxFiles {
-		return fmt.Errorf("%w: more than %d files in one delivery", actors.ErrTooLarge, l.MaxFiles)
+		return fmt.Errorf("%w: more than %d files in one delivery (--max-files)",
+			actors.ErrTooLarge, l.MaxFiles)
 	}
 	name := part.FileName()
 	if err := checkFileName(name); err != nil {
@@ -143,7 +147,7 @@ func (s *Server) readFilePart(part *multipart.Part, msg *actors.Deliver) error {
 		}
 	}
 
-	data, err := readLimited(part, l.MaxFileBytes)
+	data, err := readLimited(part, l.MaxFileBytes, "--max-file-bytes")
 	if err != nil {
 		return fmt.Errorf("file %q: %w", name, err)
 	}
@@ -155,14 +159,14 @@ func (s *Server) readFilePart(part *multipart.Part, msg *actors.Deliver) error {
 	return nil
 }
 
-// readLimited reads a part whole, refusing one longer than limit.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
+// readLimited reads a part whole, refusing one longer than the limit set by flag.
+func readLimited(r io.Reader, limit int64, flag string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, invalid("broken multipart body: %v", err)
 	}
 	if int64(len(data)) > limit {
-		return nil, tooLarge("a multipart part", limit)
+		return nil, tooLarge("the part ("+flag+")", limit)
 	}
 	return data, nil
 }

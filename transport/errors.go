@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -42,6 +44,8 @@ var apiErrors = []apiError{
 	{actors.ErrAgentPaused, fasthttp.StatusConflict, "agent_paused"},
 	{actors.ErrTooLarge, fasthttp.StatusRequestEntityTooLarge, "payload_too_large"},
 	{ErrUnsupportedMedia, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type"},
+	{actors.ErrIdempotencyReused, fasthttp.StatusUnprocessableEntity, "idempotency_key_reused"},
+	{actors.ErrRateLimited, fasthttp.StatusTooManyRequests, "rate_limited"},
 	{actors.ErrUnavailable, fasthttp.StatusServiceUnavailable, "unavailable"},
 }
 
@@ -69,6 +73,18 @@ func message(e apiError, err error) string {
 	return err.Error()
 }
 
+// retryAfter is the Retry-After header for an error, in whole seconds (at least 1), or "".
+func retryAfter(err error, status int) string {
+	var limited *actors.RateLimitError
+	switch {
+	case errors.As(err, &limited):
+		return strconv.FormatInt(max(int64(math.Ceil(limited.RetryAfter.Seconds())), 1), 10)
+	case status == fasthttp.StatusServiceUnavailable:
+		return "1"
+	}
+	return ""
+}
+
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -81,8 +97,8 @@ type errorDetail struct {
 // writeError answers with the error envelope and returns the code it used.
 func writeError(ctx *fasthttp.RequestCtx, err error) string {
 	e := classify(err)
-	if e.status == fasthttp.StatusServiceUnavailable {
-		ctx.Response.Header.Set("Retry-After", "1")
+	if after := retryAfter(err, e.status); after != "" {
+		ctx.Response.Header.Set("Retry-After", after)
 	}
 	body, merr := json.Marshal(errorBody{Error: errorDetail{Code: e.code, Message: message(e, err)}})
 	if merr != nil {

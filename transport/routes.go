@@ -31,6 +31,8 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	case "missing_credentials", "key_unknown", "key_revoked", "key_expired",
 		"bootstrap_unknown", "bootstrap_used", "bootstrap_expired":
 		s.metrics.AuthFailure(code)
+	case "rate_limited":
+		s.metrics.RateLimited()
 	case "internal", "unavailable":
 		s.log.Warn("request failed", "method", string(ctx.Method()), "route", string(ctx.Path()),
 			"status", ctx.Response.StatusCode(), "err", err)
@@ -68,6 +70,9 @@ func (s *Server) opsRouter() fasthttp.RequestHandler {
 	for _, action := range ownerActions {
 		r.POST("/admin/orders/{id}/"+string(action), admin(s.decide(action)))
 	}
+	r.POST("/admin/orders/{id}/revision", admin(s.requestRevision))
+	r.POST("/admin/orders/{id}/scope", admin(s.changeScope))
+	r.GET("/admin/backup", admin(s.backup))
 	r.GET("/metrics", s.metricsHandler())
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -34,16 +35,17 @@ type Config struct {
 	Concurrency     int // most connections served at once per listener
 }
 
-// FileReader reads the bytes of delivered files.
-type FileReader interface {
+// Storage is what the transport reads from storage directly: delivered files and backups.
+type Storage interface {
 	ReadFile(orderID string, delivery int, name string) ([]byte, error)
+	Backup(w io.Writer) error
 }
 
 // Server holds the handlers of both listeners. Build it with New.
 type Server struct {
 	cfg       Config
 	fleet     *actors.Fleet
-	files     FileReader
+	files     Storage
 	metrics   *metrics.Metrics
 	log       *slog.Logger
 	adminHash [32]byte
@@ -53,7 +55,7 @@ type Server struct {
 
 // New returns a Server. healthy reports whether storage still accepts writes; the server is
 // ready once SetReady(true) is called and while healthy holds.
-func New(cfg Config, fleet *actors.Fleet, files FileReader, m *metrics.Metrics,
+func New(cfg Config, fleet *actors.Fleet, files Storage, m *metrics.Metrics,
 	healthy func() bool, log *slog.Logger) *Server {
 	return &Server{
 		cfg: cfg, fleet: fleet, files: files, metrics: m, log: log, healthy: healthy,
@@ -100,7 +102,7 @@ func parseError(ctx *fasthttp.RequestCtx, err error, maxBody int64) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		writeError(ctx, tooLarge("the request body", maxBody))
+		writeError(ctx, tooLarge("the request body (--max-body-bytes)", maxBody))
 	case errors.As(err, &small):
 		writeError(ctx, invalid("the request headers are too large"))
 		ctx.SetStatusCode(fasthttp.StatusRequestHeaderFieldsTooLarge)

@@ -24,6 +24,9 @@ type config struct {
 	AdminToken       string
 	PublicURL        string
 	OnlineWindow     time.Duration
+	ApprovalWindow   time.Duration
+	AgentRate        float64
+	AgentBurst       float64
 	SnapshotInterval time.Duration
 	AskTimeout       time.Duration
 	ShutdownTimeout  time.Duration
@@ -83,6 +86,12 @@ func (c *config) define(fs *flag.FlagSet) {
 		"base URL agents use to reach the agent API, written into skill files (default: from --addr)")
 	fs.DurationVar(&c.OnlineWindow, "online-window", time.Hour,
 		"an agent is online while its last poll is younger than this")
+	fs.DurationVar(&c.ApprovalWindow, "approval-window", 24*time.Hour,
+		"how long an order of a manual-acceptance agent waits for the owner before it is denied")
+	fs.Float64Var(&c.AgentRate, "agent-rate", 20,
+		"per-agent request budget: sustained requests per second (0: no limit)")
+	fs.Float64Var(&c.AgentBurst, "agent-burst", 100,
+		"per-agent request budget: requests allowed at once")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 10*time.Second,
 		"how often last-poll times are written to disk (the only state allowed to lag)")
 	fs.DurationVar(&c.AskTimeout, "ask-timeout", 5*time.Second,
@@ -141,6 +150,8 @@ func (c *config) validate() error {
 		}
 	}
 	check(c.OnlineWindow >= time.Second, "--online-window must be at least 1s")
+	check(c.ApprovalWindow >= time.Second, "--approval-window must be at least 1s")
+	check(c.AgentRate >= 0 && c.AgentBurst >= 1, "--agent-rate must be >= 0 and --agent-burst >= 1")
 	check(c.SnapshotInterval >= 100*time.Millisecond, "--snapshot-interval must be at least 100ms")
 	check(c.AskTimeout > 0 && c.ShutdownTimeout > 0, "timeouts must be positive")
 	check(c.ReadTimeout > 0 && c.WriteTimeout > 0 && c.IdleTimeout > 0, "timeouts must be positive")

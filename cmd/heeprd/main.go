@@ -1,6 +1,9 @@
 // Command heeprd serves the heepr agent API: agents register with a bootstrap token, poll for
 // events and deliver orders; owners manage agents and orders through the admin API on the ops
 // listener. Run it with --help for every flag.
+//
+// Two subcommands work on data: `heeprd backup --out FILE` (from --data of a stopped server, or
+// --from the ops URL of a running one) and `heeprd restore --in FILE --data DIR`.
 package main
 
 import (
@@ -21,6 +24,10 @@ const (
 )
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "backup" || os.Args[1] == "restore") {
+		subcommand(os.Args[1], os.Args[2:])
+		return
+	}
 	cfg, unknown, err := parseConfig(os.Args[1:], os.Getenv, os.Environ(), os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -38,6 +45,21 @@ func main() {
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
 		log.Error("heeprd failed", "err", err)
+		os.Exit(exitFailure)
+	}
+}
+
+// subcommand runs `heeprd backup` or `heeprd restore` and exits.
+func subcommand(name string, args []string) {
+	run := runBackup
+	if name == "restore" {
+		run = runRestore
+	}
+	err := run(args, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "heeprd %s: %v\n", name, err)
 		os.Exit(exitFailure)
 	}
 }

@@ -38,7 +38,9 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	env := &actors.Env{
 		Now: func() time.Time { return time.Now().UTC() }, Journal: store,
 		Online: actors.NewOnlineTracker(cfg.OnlineWindow, time.Now()), OnlineWindow: cfg.OnlineWindow,
-		Log: log.With("component", "agent"),
+		Deadlines: actors.NewDeadlines(), ApprovalWindow: cfg.ApprovalWindow,
+		Budget: actors.Budget{Rate: cfg.AgentRate, Burst: cfg.AgentBurst},
+		Log:    log.With("component", "agent"),
 	}
 	fleet := actors.NewFleet(system, env)
 	m := metrics.New(metrics.Sources{
@@ -71,6 +73,9 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	loops, stopLoops := context.WithCancel(context.Background())
 	go sweepOnline(loops, env.Online)
 	go flushHeartbeats(loops, cfg.SnapshotInterval, fleet, store, log)
+	go env.Deadlines.Run(loops, func(agentID, orderID string) {
+		fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID})
+	})
 
 	select {
 	case <-ctx.Done():

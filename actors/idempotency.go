@@ -1,0 +1,117 @@
+package actors
+
+import (
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Idempotency identifies a request an agent may retry: the Idempotency-Key it sent and a
+// fingerprint of what it asked for. A zero Key means the request is not idempotent.
+type Idempotency struct {
+	Key         string
+	Fingerprint Fingerprint
+}
+
+// Fingerprint is a SHA-256 over the decoded request, computed by the transport.
+type Fingerprint [32]byte
+
+// MarshalText encodes the fingerprint as hex.
+func (f Fingerprint) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(f[:])), nil }
+
+// UnmarshalText decodes a fingerprint written by MarshalText.
+func (f *Fingerprint) UnmarshalText(b []byte) error {
+	if hex.DecodedLen(len(b)) != len(f) {
+		return fmt.Errorf("fingerprint: want %d hex digits, got %d", 2*len(f), len(b))
+	}
+	_, err := hex.Decode(f[:], b)
+	return err
+}
+
+// DefaultIdempotencyTTL is how long answers to idempotent requests are kept.
+const DefaultIdempotencyTTL = 24 * time.Hour
+
+// Remembered is the first answer to an idempotent request; exactly one result field is set.
+type Remembered struct {
+	Key         string           `json:"key"`
+	Fingerprint Fingerprint      `json:"fingerprint"`
+	At          time.Time        `json:"at"`
+	Deliver     *DeliverResult   `json:"deliver,omitempty"`
+	Order       *OrderResult     `json:"order,omitempty"`
+	Status      *SetStatusResult `json:"status,omitempty"`
+}
+
+func (r *Remembered) result() any {
+	switch {
+	case r.Deliver != nil:
+		return r.Deliver
+	case r.Order != nil:
+		return r.Order
+	default:
+		return r.Status
+	}
+}
+
+func (r *Remembered) setResult(v any) {
+	switch v := v.(type) {
+	case *DeliverResult:
+		r.Deliver = v
+	case *OrderResult:
+		r.Order = v
+	case *SetStatusResult:
+		r.Status = v
+	default:
+		panic(fmt.Sprintf("BUG: cannot remember a %T", v))
+	}
+}
+
+// once runs an idempotent request: a repeat of a remembered one gets the first answer and has no
+// effect, the same key with another request is refused, and a new one runs and is remembered
+// together with its changes. Failed requests are not remembered, so a retry runs again.
+func (a *agent) once(idem Idempotency, key SecretHash, now time.Time,
+	run func() (any, []Change, error)) (any, []Change, error) {
+	if idem.Key == "" {
+		return run()
+	}
+	if err := a.authenticate(key, now); err != nil {
+		return nil, nil, err
+	}
+	if r, ok := a.remembered[idem.Key]; ok {
+		if r.Fingerprint != idem.Fingerprint {
+			return nil, nil, fmt.Errorf("%w: key %q", ErrIdempotencyReused, idem.Key)
+		}
+		return r.result(), nil, nil
+	}
+
+	v, changes, err := run()
+	if err != nil {
+		return v, changes, err
+	}
+	r := &Remembered{Key: idem.Key, Fingerprint: idem.Fingerprint, At: now}
+	r.setResult(v)
+	return v, append(changes, a.remember(r, now)...), nil
+}
+
+// remember keeps an answer and forgets those older than the retention.
+func (a *agent) remember(r *Remembered, now time.Time) []Change {
+	if a.remembered == nil {
+		a.remembered = make(map[string]*Remembered)
+	}
+	a.remembered[r.Key] = r
+	a.rememberedOrder = append(a.rememberedOrder, r)
+	changes := []Change{PutRemembered{AgentID: a.state.ID, Record: r}}
+
+	ttl := a.env.IdempotencyTTL
+	if ttl <= 0 {
+		ttl = DefaultIdempotencyTTL
+	}
+	for len(a.rememberedOrder) > 0 && now.Sub(a.rememberedOrder[0].At) > ttl {
+		old := a.rememberedOrder[0]
+		a.rememberedOrder = a.rememberedOrder[1:]
+		if a.remembered[old.Key] == old {
+			delete(a.remembered, old.Key)
+			changes = append(changes, DeleteRemembered{AgentID: a.state.ID, Key: old.Key})
+		}
+	}
+	return changes
+}
