@@ -56,7 +56,12 @@ func (m *Metrics) newAgentAPI(reg *prometheus.Registry) {
 	for _, c := range AuthCodes {
 		m.authFailures.WithLabelValues(c)
 	}
-	reg.MustRegister(polls, m.pollDuration, m.requests, m.requestDuration, m.authFailures)
+	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "rate_limited_total",
+		Help: "Agent requests refused with 429 because the agent's request budget was used up.",
+	})
+	reg.MustRegister(polls, m.pollDuration, m.requests, m.requestDuration, m.authFailures,
+		m.rateLimited)
 }
 
 // Poll counts one poll and its latency.
@@ -73,3 +78,6 @@ func (m *Metrics) Request(route string, code int, seconds float64) {
 
 // AuthFailure counts a request refused for its credentials.
 func (m *Metrics) AuthFailure(code string) { m.authFailures.WithLabelValues(code).Inc() }
+
+// RateLimited counts a request refused because its agent's budget was used up.
+func (m *Metrics) RateLimited() { m.rateLimited.Inc() }

@@ -4,6 +4,8 @@
 package metrics
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -28,6 +30,10 @@ type Sources struct {
 	Online     func() float64 // agents that polled within the online window
 	Agents     func() float64 // agents known to the server
 	Registered func() float64 // agents holding a key that was not revoked
+
+	// Healthy, if set, reports whether storage still accepts writes; heepr_ready is 1 only
+	// while it holds and SetReady(true) was the last call, matching /readyz.
+	Healthy func() bool
 }
 
 // Metrics holds the collectors. Its methods are safe for concurrent use.
@@ -39,12 +45,16 @@ type Metrics struct {
 	requests        *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
 	authFailures    *prometheus.CounterVec
+	rateLimited     prometheus.Counter
 	eventsQueued    map[actors.EventKind]prometheus.Counter
 	eventsDelivered map[actors.EventKind]prometheus.Counter
 	orders          map[actors.OrderState]prometheus.Gauge
 	commitDuration  prometheus.Histogram
 	commitRecords   prometheus.Counter
 	commitFailures  prometheus.Counter
+	lastCommit      prometheus.Gauge
+	actorMessages   map[string]prometheus.Observer
+	ready           atomic.Bool
 }
 
 // New creates and registers every collector, with the Go and process collectors beside them.
@@ -54,10 +64,13 @@ func New(src Sources) *Metrics {
 	m.newAgentAPI(reg)
 	m.newDomain(reg)
 	m.newPersistence(reg)
+	m.newActors(reg)
+	m.newProcess(reg, src.Healthy)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		gaugeFunc("agents_online", "Agents whose last poll is within the online window.", src.Online),
+		gaugeFunc("agents_online", "Agents whose last poll is within the online window.",
+			src.Online),
 		gaugeFunc("agents", "Agents known to the server.", src.Agents),
 		gaugeFunc("agents_registered",
 			"Agents that redeemed a bootstrap token and hold a key that was not revoked.",
