@@ -13,11 +13,16 @@ const contentJSON = "application/json"
 // the metrics, so every handler reports failure the same way.
 type handler func(ctx *fasthttp.RequestCtx) error
 
-// route instruments a handler under a route label.
+// route instruments a handler under a route label. Requests from an address that failed to
+// authenticate too often are refused before the handler runs.
 func (s *Server) route(label string, h handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
-		if err := h(ctx); err != nil {
+		err := s.guard.allow(func() string { return ctx.RemoteIP().String() }, start)
+		if err == nil {
+			err = h(ctx)
+		}
+		if err != nil {
 			s.fail(ctx, err)
 		}
 		s.metrics.Request(label, ctx.Response.StatusCode(), time.Since(start).Seconds())
@@ -31,6 +36,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	case "missing_credentials", "key_unknown", "key_revoked", "key_expired",
 		"bootstrap_unknown", "bootstrap_used", "bootstrap_expired":
 		s.metrics.AuthFailure(code)
+		s.guard.failed(ctx.RemoteIP().String(), time.Now())
 	case "rate_limited":
 		s.metrics.RateLimited()
 	case "internal", "unavailable":

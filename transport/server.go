@@ -33,6 +33,8 @@ type Config struct {
 	WriteTimeout    time.Duration
 	IdleTimeout     time.Duration
 	Concurrency     int // most connections served at once per listener
+	// AuthFailures is the budget of failed authentications per source address.
+	AuthFailures actors.Budget
 }
 
 // Storage is what the transport reads from storage directly: delivered files and backups.
@@ -51,6 +53,7 @@ type Server struct {
 	adminHash [32]byte
 	ready     atomic.Bool
 	healthy   func() bool
+	guard     *authGuard
 }
 
 // New returns a Server. healthy reports whether storage still accepts writes; the server is
@@ -60,6 +63,7 @@ func New(cfg Config, fleet *actors.Fleet, files Storage, m *metrics.Metrics,
 	return &Server{
 		cfg: cfg, fleet: fleet, files: files, metrics: m, log: log, healthy: healthy,
 		adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
+		guard:     newAuthGuard(cfg.AuthFailures),
 	}
 }
 

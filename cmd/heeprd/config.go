@@ -27,6 +27,8 @@ type config struct {
 	ApprovalWindow   time.Duration
 	AgentRate        float64
 	AgentBurst       float64
+	AuthFailRate     float64
+	AuthFailBurst    float64
 	SnapshotInterval time.Duration
 	AskTimeout       time.Duration
 	ShutdownTimeout  time.Duration
@@ -92,6 +94,10 @@ func (c *config) define(fs *flag.FlagSet) {
 		"per-agent request budget: sustained requests per second (0: no limit)")
 	fs.Float64Var(&c.AgentBurst, "agent-burst", 100,
 		"per-agent request budget: requests allowed at once")
+	fs.Float64Var(&c.AuthFailRate, "auth-fail-rate", 1,
+		"failed authentications allowed per second per source address, sustained (0: no limit)")
+	fs.Float64Var(&c.AuthFailBurst, "auth-fail-burst", 30,
+		"failed authentications allowed at once per source address before it gets 429")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 10*time.Second,
 		"how often last-poll times are written to disk (the only state allowed to lag)")
 	fs.DurationVar(&c.AskTimeout, "ask-timeout", 5*time.Second,
@@ -152,6 +158,8 @@ func (c *config) validate() error {
 	check(c.OnlineWindow >= time.Second, "--online-window must be at least 1s")
 	check(c.ApprovalWindow >= time.Second, "--approval-window must be at least 1s")
 	check(c.AgentRate >= 0 && c.AgentBurst >= 1, "--agent-rate must be >= 0 and --agent-burst >= 1")
+	check(c.AuthFailRate >= 0 && c.AuthFailBurst >= 1,
+		"--auth-fail-rate must be >= 0 and --auth-fail-burst >= 1")
 	check(c.SnapshotInterval >= 100*time.Millisecond, "--snapshot-interval must be at least 100ms")
 	check(c.AskTimeout > 0 && c.ShutdownTimeout > 0, "timeouts must be positive")
 	check(c.ReadTimeout > 0 && c.WriteTimeout > 0 && c.IdleTimeout > 0, "timeouts must be positive")

@@ -73,6 +73,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	loops, stopLoops := context.WithCancel(context.Background())
 	go sweepOnline(loops, env.Online)
 	go flushHeartbeats(loops, cfg.SnapshotInterval, fleet, store, log)
+	go srv.RunMaintenance(loops)
 	go env.Deadlines.Run(loops, func(agentID, orderID string) {
 		fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID})
 	})
@@ -128,6 +129,7 @@ func transportConfig(cfg *config, adminToken string, agentAddr net.Addr) transpo
 		MaxBootstrapTTL: 7 * 24 * time.Hour, BaseURL: cfg.publicURL(agentAddr),
 		AdminToken: adminToken, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout,
 		IdleTimeout: cfg.IdleTimeout, Concurrency: cfg.MaxConns,
+		AuthFailures: actors.Budget{Rate: cfg.AuthFailRate, Burst: cfg.AuthFailBurst},
 	}
 }
 
