@@ -2,6 +2,8 @@ package transport
 
 import (
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +53,22 @@ func TestAuthGuardOffAllowsEverything(t *testing.T) {
 	}
 	if err := g.allow(func() string { return "10.0.0.1" }, time.Unix(0, 0)); err != nil {
 		t.Fatalf("a guard with rate 0 refused: %v", err)
+	}
+}
+
+func TestThrottledLogSuppressesRepeats(t *testing.T) {
+	var buf strings.Builder
+	tl := newThrottledLog(slog.New(slog.NewTextHandler(&buf, nil)))
+	for range 50 {
+		tl.warn("unavailable", "request failed")
+	}
+	tl.warn("internal", "request failed")
+	if n := strings.Count(buf.String(), "request failed"); n != 2 {
+		t.Fatalf("%d lines written for 50 repeats of one key and 1 of another, want 2", n)
+	}
+	tl.by["unavailable"].last = time.Now().Add(-2 * time.Second)
+	tl.warn("unavailable", "request failed")
+	if !strings.Contains(buf.String(), "suppressed_since_last=49") {
+		t.Errorf("the next line does not report 49 suppressed:\n%s", buf.String())
 	}
 }

@@ -55,7 +55,13 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx) error {
 		ctx.SetBody(emptyEvents)
 		return nil
 	}
-	return writeJSON(ctx, fasthttp.StatusOK, eventsReply{Events: wireEvents(r)})
+	if err := writeJSON(ctx, fasthttp.StatusOK, eventsReply{Events: wireEvents(r)}); err != nil {
+		return err
+	}
+	// The answer is in hand: the events may leave the queue. This is sent before the response is
+	// written, so the agent's next poll reaches its actor after it.
+	s.fleet.Tell(agentID, &actors.Drain{Key: key, UpTo: r.Events[len(r.Events)-1].Seq})
+	return nil
 }
 
 type eventsReply struct {

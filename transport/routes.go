@@ -40,8 +40,8 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	case "rate_limited":
 		s.metrics.RateLimited()
 	case "internal", "unavailable":
-		s.log.Warn("request failed", "method", string(ctx.Method()), "route", string(ctx.Path()),
-			"status", ctx.Response.StatusCode(), "err", err)
+		s.warnings.warn(code, "request failed", "method", string(ctx.Method()),
+			"path", string(ctx.Path()), "status", ctx.Response.StatusCode(), "err", err)
 	}
 }
 

@@ -54,6 +54,7 @@ type Server struct {
 	ready     atomic.Bool
 	healthy   func() bool
 	guard     *authGuard
+	warnings  *throttledLog
 }
 
 // New returns a Server. healthy reports whether storage still accepts writes; the server is
@@ -64,11 +65,15 @@ func New(cfg Config, fleet *actors.Fleet, files Storage, m *metrics.Metrics,
 		cfg: cfg, fleet: fleet, files: files, metrics: m, log: log, healthy: healthy,
 		adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
 		guard:     newAuthGuard(cfg.AuthFailures),
+		warnings:  newThrottledLog(log),
 	}
 }
 
 // SetReady marks whether the server takes traffic (false during start-up and shutdown).
-func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+func (s *Server) SetReady(ready bool) {
+	s.ready.Store(ready)
+	s.metrics.SetReady(ready)
+}
 
 // Ready reports whether state is restored, listeners are up and storage is healthy.
 func (s *Server) Ready() bool { return s.ready.Load() && s.healthy() }
