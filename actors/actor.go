@@ -27,13 +27,17 @@ func (a *agent) Receive(c actor.Context) {
 	env, ok := c.Message().(*envelope)
 	if !ok {
 		// State lives in memory and the journal, so only a stop needs handling: StopAll waits.
-		if _, stopped := c.Message().(*actor.Stopped); stopped && a.ref.draining.Load() {
-			a.ref.fleet.drained()
+		if _, stopped := c.Message().(*actor.Stopped); stopped {
+			if g := a.ref.draining.Load(); g != nil {
+				g.stopped()
+			}
 		}
 		return
 	}
 
+	start := time.Now()
 	value, changes, err := a.handleSafely(env.msg)
+	a.env.Observer.ActorMessage(MessageKind(env.msg), time.Since(start).Seconds())
 	if err != nil || len(changes) == 0 {
 		env.respond(value, err)
 		return
@@ -73,6 +77,8 @@ func (a *agent) handle(msg any, now time.Time) (any, []Change, error) {
 	switch m := msg.(type) {
 	case *Poll:
 		return a.poll(m, now)
+	case *Drain:
+		return a.drain(m, now)
 	case *Register:
 		return a.register(m, now)
 	case *Deliver:
@@ -114,4 +120,51 @@ func (a *agent) handle(msg any, now time.Time) (any, []Change, error) {
 	default:
 		panic(fmt.Sprintf("BUG: agent actor got %T", msg))
 	}
+}
+
+// MessageKind names a message in snake case, for metrics; unknown types are "other".
+func MessageKind(msg any) string {
+	switch msg.(type) {
+	case *Poll:
+		return "poll"
+	case *Drain:
+		return "drain"
+	case *Register:
+		return "register"
+	case *Deliver:
+		return "deliver"
+	case *Decline:
+		return "decline"
+	case *Flag:
+		return "flag"
+	case *SetStatus:
+		return "set_status"
+	case *GetSkill:
+		return "get_skill"
+	case *Create:
+		return "create"
+	case *GetAgent:
+		return "get_agent"
+	case *MintBootstrap:
+		return "mint_bootstrap"
+	case *RevokeKey:
+		return "revoke_key"
+	case *PutSkill:
+		return "put_skill"
+	case *PlaceOrder:
+		return "place_order"
+	case *GetOrder:
+		return "get_order"
+	case *GetFile:
+		return "get_file"
+	case *OwnerDecision:
+		return "owner_decision"
+	case *RequestRevision:
+		return "request_revision"
+	case *ChangeScope:
+		return "change_scope"
+	case *CheckDeadline:
+		return "check_deadline"
+	}
+	return "other"
 }

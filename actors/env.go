@@ -39,6 +39,8 @@ type Observer interface {
 	EventDelivered(EventKind)
 	// OrderMoved reports a transition; from is "" for a new order.
 	OrderMoved(from, to OrderState)
+	// ActorMessage reports how long the actor spent on one message (see MessageKind).
+	ActorMessage(kind string, seconds float64)
 }
 
 // NopObserver counts nothing.
@@ -52,3 +54,6 @@ func (NopObserver) EventDelivered(EventKind) {}
 
 // OrderMoved does nothing.
 func (NopObserver) OrderMoved(from, to OrderState) {}
+
+// ActorMessage does nothing.
+func (NopObserver) ActorMessage(string, float64) {}

@@ -33,9 +33,6 @@ type Fleet struct {
 
 	dirtyMu sync.Mutex
 	dirty   []*Ref // agents whose heartbeat changed since the last flush
-
-	drainLeft atomic.Int64                  // actors StopAll still waits for
-	drainDone atomic.Pointer[chan struct{}] // closed when drainLeft reaches zero
 }
 
 type shard struct {
@@ -48,9 +45,9 @@ type Ref struct {
 	fleet    *Fleet
 	id       string
 	pid      *actor.PID
-	lastPoll atomic.Int64 // unix nanoseconds; written only by the owning actor
-	dirty    atomic.Bool  // queued in fleet.dirty and not yet flushed
-	draining atomic.Bool  // poisoned by StopAll, which waits for it
+	lastPoll atomic.Int64               // unix nanoseconds; written only by the owning actor
+	dirty    atomic.Bool                // queued in fleet.dirty and not yet flushed
+	draining atomic.Pointer[drainGroup] // set when StopAll poisons it and waits for it
 }
 
 // NewFleet returns an empty fleet whose actors run in system and share env.
@@ -166,26 +163,31 @@ func (f *Fleet) StopAll(timeout time.Duration) error {
 		return nil
 	}
 
-	done := make(chan struct{})
-	f.drainLeft.Store(int64(len(refs)))
-	f.drainDone.Store(&done)
+	g := &drainGroup{done: make(chan struct{})}
+	g.left.Store(int64(len(refs)))
 	for _, ref := range refs {
-		ref.draining.Store(true)
+		ref.draining.Store(g)
 		f.system.Root.Poison(ref.pid)
 	}
 	select {
-	case <-done:
+	case <-g.done:
 		return nil
 	case <-time.After(timeout):
 		return fmt.Errorf("stop agents: %d of %d did not stop within %s",
-			f.drainLeft.Load(), len(refs), timeout)
+			g.left.Load(), len(refs), timeout)
 	}
 }
 
-// drained is called by each actor StopAll poisoned, once it has stopped.
-func (f *Fleet) drained() {
-	if f.drainLeft.Add(-1) == 0 {
-		close(*f.drainDone.Load())
+// drainGroup counts down the actors one StopAll call waits for.
+type drainGroup struct {
+	left atomic.Int64
+	done chan struct{} // closed when left reaches zero
+}
+
+// stopped is called by each actor of the group once it has stopped.
+func (g *drainGroup) stopped() {
+	if g.left.Add(-1) == 0 {
+		close(g.done)
 	}
 }
 

@@ -1,6 +1,9 @@
 package actors
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Handlers for what an agent does with its own key. Each returns the reply, the changes to make
 // durable before the reply is sent, or an error; none of them blocks.
@@ -33,9 +36,10 @@ func (a *agent) register(m *Register, now time.Time) (any, []Change, error) {
 	return reply, []Change{PutAgent{State: a.state}}, nil
 }
 
-// poll records the heartbeat and drains the queue. The deletions are journalled so the reply
-// waits for every change queued before it: an agent never sees an event whose order could still
-// vanish in a crash.
+// poll records the heartbeat and returns the queued events without removing them: the caller
+// removes them with Drain once it holds the answer. A poll whose caller gave up (a timeout) thus
+// loses nothing, and the events come again on the next poll with the same ids. The reply waits
+// behind a Barrier, so an agent never sees an event whose order could still vanish in a crash.
 func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
 	if err := a.admit(m.Key, now); err != nil {
 		return nil, nil, err
@@ -47,15 +51,27 @@ func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
 	if len(a.events) == 0 {
 		return emptyPoll, nil, nil
 	}
+	events := slices.Clone(a.events)
+	return &PollResult{Events: events, Rules: a.env.Rules(a.skillSource())}, []Change{Barrier{}}, nil
+}
 
-	events := a.events
-	a.events = nil
-	changes := make([]Change, len(events))
-	for i := range events {
-		changes[i] = DeleteEvent{AgentID: a.state.ID, Seq: events[i].Seq}
-		a.env.Observer.EventDelivered(events[i].Kind)
+// drain removes the events a poll handed out, up to and including sequence UpTo. Their removal
+// need not be waited for: an event returned again after a crash keeps its id.
+func (a *agent) drain(m *Drain, now time.Time) (any, []Change, error) {
+	if err := a.authenticate(m.Key, now); err != nil {
+		return nil, nil, err
 	}
-	return &PollResult{Events: events, Rules: a.env.Rules(a.skillSource())}, changes, nil
+	n := 0
+	for n < len(a.events) && a.events[n].Seq <= m.UpTo {
+		n++
+	}
+	changes := make([]Change, n)
+	for i, ev := range a.events[:n] {
+		changes[i] = DeleteEvent{AgentID: a.state.ID, Seq: ev.Seq}
+		a.env.Observer.EventDelivered(ev.Kind)
+	}
+	a.events = slices.Delete(a.events, 0, n)
+	return nil, changes, nil
 }
 
 // emptyPoll is shared by every empty poll: it is never modified.
@@ -115,7 +131,7 @@ func (a *agent) setStatus(m *SetStatus, now time.Time) (any, []Change, error) {
 		if o, err = a.order(m.OrderID); err != nil {
 			return nil, nil, err
 		}
-		if err := o.check(ActProgress); err != nil {
+		if err := o.checkAt(ActProgress, now); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -163,5 +179,5 @@ func (a *agent) authorizedOrder(key SecretHash, id string, act Action, now time.
 	if err != nil {
 		return nil, err
 	}
-	return o, o.check(act)
+	return o, o.checkAt(act, now)
 }

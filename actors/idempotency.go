@@ -80,7 +80,7 @@ func (a *agent) once(idem Idempotency, key SecretHash, now time.Time,
 		if r.Fingerprint != idem.Fingerprint {
 			return nil, nil, fmt.Errorf("%w: key %q", ErrIdempotencyReused, idem.Key)
 		}
-		return r.result(), nil, nil
+		return r.result(), []Change{Barrier{}}, nil // not durable until the journal says so
 	}
 
 	v, changes, err := run()

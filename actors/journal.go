@@ -44,6 +44,11 @@ type PutRemembered struct {
 // DeleteRemembered forgets an idempotent request past its retention.
 type DeleteRemembered struct{ AgentID, Key string }
 
+// Barrier stores nothing: it holds a reply back until every change appended before it is durable,
+// and fails if the journal can no longer make changes durable.
+type Barrier struct{}
+
+func (Barrier) isChange()          {}
 func (PutRemembered) isChange()    {}
 func (DeleteRemembered) isChange() {}
 func (PutAgent) isChange()         {}

@@ -28,6 +28,12 @@ type RegisterResult struct {
 // Poll fetches and drains the queued events; it is also the agent's heartbeat.
 type Poll struct{ Key SecretHash }
 
+// Drain removes the events up to sequence UpTo, once a poll's answer reached its caller.
+type Drain struct {
+	Key  SecretHash
+	UpTo uint64
+}
+
 // PollResult answers Poll. Rules is the RULES.md text, set only when Events is not empty.
 type PollResult struct {
 	Events []Event

@@ -185,6 +185,23 @@ func (o *Order) check(a Action) error {
 	if slices.Contains(allowedFrom[a], o.State) {
 		return nil
 	}
+	return o.refusal(a)
+}
+
+// checkAt is check for an agent's work, which also ends at the deadline: a delivery that arrives
+// after it is refused even if the refund has not run yet.
+func (o *Order) checkAt(a Action, now time.Time) error {
+	if err := o.check(a); err != nil {
+		return err
+	}
+	if o.deadlineApplies() && !now.Before(o.Deadline) && a != ActDecline && a != ActFlag {
+		return fmt.Errorf("%w: order %s missed its deadline %s and is being refunded",
+			ErrInvalidState, o.ID, o.Deadline.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (o *Order) refusal(a Action) error {
 	return fmt.Errorf("%w: order %s is %s; %s is allowed only from %v",
 		ErrInvalidState, o.ID, o.State, a, allowedFrom[a])
 }

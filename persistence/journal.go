@@ -56,6 +56,9 @@ func (s *Store) signal() {
 func encodeChanges(changes []actors.Change) ([]entry, error) {
 	entries := make([]entry, 0, len(changes))
 	for _, c := range changes {
+		if _, ok := c.(actors.Barrier); ok {
+			continue
+		}
 		e, err := encodeChange(c)
 		if err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,10 +146,17 @@ func (s *Store) ReadFile(orderID string, delivery int, name string) ([]byte, err
 // replays), so they go to debug.
 type badgerLogger struct{ log *slog.Logger }
 
-func (l badgerLogger) Errorf(f string, a ...any)   { l.log.Error(trim(fmt.Sprintf(f, a...))) }
-func (l badgerLogger) Warningf(f string, a ...any) { l.log.Warn(trim(fmt.Sprintf(f, a...))) }
-func (l badgerLogger) Infof(f string, a ...any)    { l.log.Debug(trim(fmt.Sprintf(f, a...))) }
-func (l badgerLogger) Debugf(f string, a ...any)   { l.log.Debug(trim(fmt.Sprintf(f, a...))) }
+func (l badgerLogger) Errorf(f string, a ...any)   { l.at(slog.LevelError, f, a) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.at(slog.LevelWarn, f, a) }
+func (l badgerLogger) Infof(f string, a ...any)    { l.at(slog.LevelDebug, f, a) }
+func (l badgerLogger) Debugf(f string, a ...any)   { l.at(slog.LevelDebug, f, a) }
+
+// at formats and logs a line only if the level is enabled: badger logs every compaction.
+func (l badgerLogger) at(level slog.Level, format string, args []any) {
+	if ctx := context.Background(); l.log.Enabled(ctx, level) {
+		l.log.Log(ctx, level, trim(fmt.Sprintf(format, args...)))
+	}
+}
 
 func trim(s string) string {
 	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {

@@ -7,7 +7,9 @@ package main
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // hostileCase is one request and what it must get: want is the status (0: any 4xx) and code
@@ -473,4 +475,223 @@ func orderJSONString(agentID, field string) string {
 func withBoundary(body []byte) string {
 	line, _, _ := strings.Cut(string(body), "\r\n")
 	return "multipart/form-data; boundary=" + strings.TrimPrefix(line, "--")
+}
+
+// ---- concurrent requests: the agent's actor serializes them ----
+
+func TestE2EConcurrentRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip(shortSkip)
+	}
+	t.Parallel()
+	s := startServer(t, "")
+
+	t.Run("one order delivered by 12 requests at once", func(t *testing.T) {
+		c := s.newAgent(t, nil)
+		oid := s.placeOrder(t, c.id, nil)
+		const n = 12
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				r, err := s.try("POST", s.agentURL+"/orders/"+oid+"/deliver", map[string]string{
+					"Authorization": "Bearer " + c.key, "Content-Type": "application/json",
+				}, []byte(fmt.Sprintf(`{"text":"attempt %d"}`, i)))
+				if err != nil {
+					t.Errorf("delivery %d: %v", i, err)
+					return
+				}
+				statuses[i] = r.status
+			}(i)
+		}
+		wg.Wait()
+		created, conflicts := 0, 0
+		for _, st := range statuses {
+			switch st {
+			case 201:
+				created++
+			case 409:
+				conflicts++
+			}
+		}
+		if created != 1 || conflicts != n-1 {
+			t.Errorf("statuses %v: want one 201 and %d 409", statuses, n-1)
+		}
+		if o := s.getOrder(t, oid); len(o.Deliveries) != 1 || o.State != "delivered" {
+			t.Errorf("order has %d deliveries, state %s; want 1, delivered",
+				len(o.Deliveries), o.State)
+		}
+	})
+
+	t.Run("polls racing with orders lose and repeat nothing", func(t *testing.T) {
+		const agents, orders, pollers = 4, 10, 3
+		type agentRun struct {
+			c    creds
+			ids  []string
+			seen sync.Map
+			dups int
+			mu   sync.Mutex
+		}
+		runs := make([]*agentRun, agents)
+		for i := range runs {
+			runs[i] = &agentRun{c: s.newAgent(t, nil)}
+		}
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for _, run := range runs {
+			for p := 0; p < pollers; p++ {
+				wg.Add(1)
+				go func(run *agentRun) {
+					defer wg.Done()
+					for i := 0; i < 500; i++ { // bounded: ends on stop or after 500 polls
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						r, err := s.try("GET", s.agentURL+"/events",
+							map[string]string{"Authorization": "Bearer " + run.c.key}, nil)
+						if err != nil || r.status != 200 {
+							t.Errorf("poll: %v %v", err, r)
+							return
+						}
+						for _, id := range eventIDs(t, r.body) {
+							if _, dup := run.seen.LoadOrStore(id, true); dup {
+								run.mu.Lock()
+								run.dups++
+								run.mu.Unlock()
+							}
+						}
+						time.Sleep(5 * time.Millisecond)
+					}
+				}(run)
+			}
+		}
+		var placeWG sync.WaitGroup
+		for _, run := range runs {
+			placeWG.Add(1)
+			go func(run *agentRun) {
+				defer placeWG.Done()
+				for i := 0; i < orders; i++ {
+					r, err := s.try("POST", s.opsURL+"/admin/orders", map[string]string{
+						"Authorization": "Bearer " + s.adminToken,
+					}, []byte(orderJSONString(run.c.id, "")))
+					if err != nil || r.status != 201 {
+						t.Errorf("place order: %v %v", err, r)
+						return
+					}
+				}
+			}(run)
+		}
+		placeWG.Wait()
+		time.Sleep(200 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		for _, run := range runs {
+			part := strings.TrimPrefix(run.c.id, "agt_")
+			for _, e := range s.poll(t, run.c.key) {
+				run.seen.Store(e.ID, true)
+			}
+			for i := 1; i <= orders; i++ {
+				id := fmt.Sprintf("evt_%s_%d", part, i)
+				if _, ok := run.seen.Load(id); !ok {
+					t.Errorf("agent %s never received %s", run.c.id, id)
+				}
+			}
+			count := 0
+			run.seen.Range(func(k, _ any) bool {
+				if !strings.HasPrefix(k.(string), "evt_"+part+"_") {
+					t.Errorf("agent %s received %s", run.c.id, k)
+				}
+				count++
+				return true
+			})
+			if count != orders || run.dups != 0 {
+				t.Errorf("agent %s: %d distinct events, %d repeated; want %d and 0",
+					run.c.id, count, run.dups, orders)
+			}
+		}
+	})
+}
+
+// eventIDs returns the ids of the events in a poll answer.
+func eventIDs(t testing.TB, body []byte) []string {
+	var reply struct {
+		Events []struct {
+			ID string `json:"id"`
+		} `json:"events"`
+	}
+	decodeInto(t, body, &reply)
+	ids := make([]string, len(reply.Events))
+	for i, e := range reply.Events {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// ---- request budgets: 429 with Retry-After ----
+
+func TestE2ERateLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip(shortSkip)
+	}
+	t.Parallel()
+	s := startServer(t, "", "--agent-rate", "1", "--agent-burst", "5",
+		"--auth-fail-rate", "1", "--auth-fail-burst", "3")
+	a, b := s.newAgent(t, nil), s.newAgent(t, nil)
+
+	t.Run("per-agent budget", func(t *testing.T) {
+		ok := 0
+		var limited *response
+		for i := 0; i < 10 && limited == nil; i++ {
+			switch r := s.agent(t, "GET", "/events", a.key, nil); r.status {
+			case 200:
+				ok++
+			default:
+				limited = r
+			}
+		}
+		if limited == nil || ok < 5 || ok > 6 {
+			t.Fatalf("%d polls passed before a refusal (%v); want the burst of 5", ok, limited)
+		}
+		expectError(t, s, limited, 429, "rate_limited")
+		wait := retryAfter(t, limited)
+		if r := s.agent(t, "GET", "/events", b.key, nil); r.status != 200 {
+			t.Errorf("another agent is limited too: %s", r)
+		}
+		if r := s.admin(t, "GET", "/admin/agents/"+a.id, nil); r.status != 200 {
+			t.Errorf("the owner is limited by the agent's budget: %s", r)
+		}
+		time.Sleep(wait)
+		if r := s.agent(t, "GET", "/events", a.key, nil); r.status != 200 {
+			t.Errorf("after Retry-After: %s, want 200", r)
+		}
+	})
+	t.Run("failed authentications per address", func(t *testing.T) {
+		bad := "sk_live_" + a.id + "_" + strings.Repeat("z", 32)
+		for i := 0; i < 3; i++ {
+			expectError(t, s, s.agent(t, "GET", "/events", bad, nil), 401, "key_unknown")
+		}
+		r := s.agent(t, "GET", "/events", bad, nil)
+		expectError(t, s, r, 429, "rate_limited")
+		wait := retryAfter(t, r)
+		time.Sleep(wait)
+		if r := s.agent(t, "GET", "/events", b.key, nil); r.status != 200 {
+			t.Errorf("after Retry-After: %s, want 200", r)
+		}
+	})
+}
+
+// retryAfter checks a 429 carries Retry-After in whole seconds (1 to 60) and returns it.
+func retryAfter(t testing.TB, r *response) time.Duration {
+	t.Helper()
+	var secs int
+	if _, err := fmt.Sscanf(r.header.Get("Retry-After"), "%d", &secs); err != nil ||
+		secs < 1 || secs > 60 {
+		t.Errorf("%s: Retry-After %q, want whole seconds", r, r.header.Get("Retry-After"))
+		return time.Second
+	}
+	return time.Duration(secs) * time.Second
 }

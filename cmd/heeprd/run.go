@@ -18,6 +18,18 @@ import (
 	"github.com/heepr/heeprd/transport"
 )
 
+// daemon is one running heeprd: its parts in the order they are built and torn down.
+type daemon struct {
+	cfg     *config
+	log     *slog.Logger
+	store   *persistence.Store
+	system  *actor.ActorSystem
+	env     *actors.Env
+	fleet   *actors.Fleet
+	metrics *metrics.Metrics
+	srv     *transport.Server
+}
+
 // run starts heeprd, serves until ctx ends, and shuts down in reverse order: stop taking
 // requests, let the actors finish, write the last heartbeats, close the store.
 func run(ctx context.Context, cfg *config, log *slog.Logger) error {
@@ -25,59 +37,37 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg, log)
-	if err != nil {
+	d := &daemon{cfg: cfg, log: log}
+	d.build()
+	if d.store, err = openStore(cfg, d.metrics, log); err != nil {
 		return err
 	}
-	defer closeStore(store, log)
-
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return log.With("component", "actors")
-	}))
-	defer system.Shutdown()
-	env := &actors.Env{
-		Now: func() time.Time { return time.Now().UTC() }, Journal: store,
-		Online: actors.NewOnlineTracker(cfg.OnlineWindow, time.Now()), OnlineWindow: cfg.OnlineWindow,
-		Deadlines: actors.NewDeadlines(), ApprovalWindow: cfg.ApprovalWindow,
-		Budget: actors.Budget{Rate: cfg.AgentRate, Burst: cfg.AgentBurst},
-		Log:    log.With("component", "agent"),
-	}
-	fleet := actors.NewFleet(system, env)
-	m := metrics.New(metrics.Sources{
-		Online:     func() float64 { return float64(env.Online.Online()) },
-		Agents:     func() float64 { return float64(fleet.Size()) },
-		Registered: func() float64 { return float64(env.Registered.Load()) },
-	})
-	env.Observer = m
+	defer closeStore(d.store, log)
+	defer d.system.Shutdown()
+	d.env.Journal = d.store
 
 	agentLn, opsLn, err := listen(cfg)
 	if err != nil {
 		return err
 	}
-	srv := transport.New(transportConfig(cfg, adminToken, agentLn.Addr()), fleet, store, m,
-		store.Healthy, log.With("component", "transport"))
-	env.Rules = srv.Rules
-	ops, agentAPI := srv.OpsServer(), srv.AgentServer()
+	d.srv = transport.New(transportConfig(cfg, adminToken, agentLn.Addr()), d.fleet, d.store,
+		d.metrics, d.store.Healthy, log.With("component", "transport"))
+	d.env.Rules = d.srv.Rules
+	ops, agentAPI := d.srv.OpsServer(), d.srv.AgentServer()
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- ops.Serve(opsLn) }()
 	log.Info("ops listener up", "addr", opsLn.Addr().String(), "admin_token_file", tokenFile)
 
-	if err := restore(store, fleet, m, env, log); err != nil {
+	if err := restore(d.store, d.fleet, d.metrics, d.env, log); err != nil {
 		return errors.Join(err, ops.Shutdown())
 	}
 	go func() { serveErr <- agentAPI.Serve(agentLn) }()
-	srv.SetReady(true)
+	d.srv.SetReady(true)
 	log.Info("ready", "agent_api", agentLn.Addr().String(), "ops", opsLn.Addr().String(),
-		"public_url", cfg.publicURL(agentLn.Addr()), "agents", fleet.Size())
+		"public_url", cfg.publicURL(agentLn.Addr()), "agents", d.fleet.Size())
 
 	loops, stopLoops := context.WithCancel(context.Background())
-	go sweepOnline(loops, env.Online)
-	go flushHeartbeats(loops, cfg.SnapshotInterval, fleet, store, log)
-	go srv.RunMaintenance(loops)
-	go env.Deadlines.Run(loops, func(agentID, orderID string) {
-		fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID})
-	})
-
+	d.startLoops(loops)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "reason", "signal")
@@ -85,13 +75,56 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		log.Error("listener failed; shutting down", "err", err)
 	}
 	stopLoops()
-	return shutdown(cfg, srv, agentAPI, ops, fleet, store, log)
+	return shutdown(cfg, d.srv, agentAPI, ops, d.fleet, d.store, log)
 }
 
-func openStore(cfg *config, log *slog.Logger) (*persistence.Store, error) {
+// build creates the actor system, the agents' shared environment, the fleet and the metrics.
+// The store is attached once open: the metrics must exist first to observe its commits.
+func (d *daemon) build() {
+	d.system = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(quietInfo{d.log.Handler()}).With("component", "actors")
+		}),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	d.env = &actors.Env{
+		Now:    func() time.Time { return time.Now().UTC() },
+		Online: actors.NewOnlineTracker(d.cfg.OnlineWindow, time.Now()), OnlineWindow: d.cfg.OnlineWindow,
+		Deadlines: actors.NewDeadlines(), ApprovalWindow: d.cfg.ApprovalWindow,
+		Budget: actors.Budget{Rate: d.cfg.AgentRate, Burst: d.cfg.AgentBurst},
+		Log:    d.log.With("component", "agent"),
+	}
+	d.fleet = actors.NewFleet(d.system, d.env)
+	d.metrics = metrics.New(metrics.Sources{
+		Online:     func() float64 { return float64(d.env.Online.Online()) },
+		Agents:     func() float64 { return float64(d.fleet.Size()) },
+		Registered: func() float64 { return float64(d.env.Registered.Load()) },
+		Healthy:    func() bool { return d.store != nil && d.store.Healthy() },
+	})
+	d.env.Observer = d.metrics
+	d.system.EventStream.Subscribe(func(e any) {
+		if _, ok := e.(*actor.DeadLetterEvent); ok {
+			d.metrics.DeadLetter()
+		}
+	})
+}
+
+// startLoops starts the background work: the online sweep, heartbeat snapshots, the
+// failed-authentication bookkeeping and order deadlines. All stop when ctx ends.
+func (d *daemon) startLoops(ctx context.Context) {
+	go sweepOnline(ctx, d.env.Online)
+	go flushHeartbeats(ctx, d.cfg.SnapshotInterval, d.fleet, d.store, d.log)
+	go d.srv.RunMaintenance(ctx)
+	go d.env.Deadlines.Run(ctx, func(agentID, orderID string) {
+		d.fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID})
+	})
+}
+
+func openStore(cfg *config, obs persistence.Observer, log *slog.Logger) (*persistence.Store, error) {
 	dir := filepath.Join(cfg.DataDir, "db")
 	store, err := persistence.Open(persistence.Options{
-		Dir: dir, InMemory: cfg.InMemory, Fsync: cfg.Fsync, Log: log.With("component", "badger"),
+		Dir: dir, InMemory: cfg.InMemory, Fsync: cfg.Fsync, Observer: obs,
+		Log: log.With("component", "badger"),
 	})
 	if err != nil {
 		return nil, err
