@@ -13,7 +13,7 @@ import (
 // Handler tests: each calls an agent's handler directly with a controlled now.
 
 func TestRegister(t *testing.T) {
-	type setup func(t *testing.T, ta *testAgent) (SecretHash, time.Time)
+	type setup = func(t *testing.T, ta *testAgent) (SecretHash, time.Time)
 	fresh := func(t *testing.T, ta *testAgent) (SecretHash, time.Time) {
 		return HashSecret(ta.bootstrap), t0
 	}
@@ -29,7 +29,8 @@ func TestRegister(t *testing.T) {
 			ta.state.Bootstrap = nil
 			return HashSecret(ta.bootstrap), t0
 		}, ErrBootstrapUnknown},
-		{"unknown beats used and expired", func(t *testing.T, ta *testAgent) (SecretHash, time.Time) {
+		{"unknown beats used and expired", func(t *testing.T, ta *testAgent) (SecretHash,
+			time.Time) {
 			ta.mustRegister(t, t0)
 			return HashSecret(NewSecret()), t0.Add(30 * 24 * time.Hour)
 		}, ErrBootstrapUnknown},
@@ -48,7 +49,8 @@ func TestRegister(t *testing.T) {
 			ta.mustRegister(t, t0)
 			return HashSecret(ta.bootstrap), t0.Add(time.Minute)
 		}, ErrBootstrapUsed},
-		{"expired at exactly ExpiresAt", func(t *testing.T, ta *testAgent) (SecretHash, time.Time) {
+		{"expired at exactly ExpiresAt", func(t *testing.T, ta *testAgent) (SecretHash,
+			time.Time) {
 			return HashSecret(ta.bootstrap), ta.state.Bootstrap.ExpiresAt
 		}, ErrBootstrapExpired},
 		{"expired beats active key", func(t *testing.T, ta *testAgent) (SecretHash, time.Time) {
@@ -63,7 +65,8 @@ func TestRegister(t *testing.T) {
 			_, secret, _ := ParseCredential(BootstrapPrefix, v.(*BootstrapResult).BootstrapToken)
 			return HashSecret(secret), t0.Add(time.Minute)
 		}, ErrActiveKeyExists},
-		{"one nanosecond before expiry", func(t *testing.T, ta *testAgent) (SecretHash, time.Time) {
+		{"one nanosecond before expiry", func(t *testing.T, ta *testAgent) (SecretHash,
+			time.Time) {
 			return HashSecret(ta.bootstrap), ta.state.Bootstrap.ExpiresAt.Add(-1)
 		}, nil},
 		{"fresh token", fresh, nil},
@@ -135,7 +138,8 @@ func TestRegisterActiveKeyDoesNotConsumeToken(t *testing.T) {
 	v, _, _ := ta.mintBootstrap(&MintBootstrap{TTL: 24 * time.Hour}, t0)
 	_, secret, _ := ParseCredential(BootstrapPrefix, v.(*BootstrapResult).BootstrapToken)
 
-	if _, _, err := ta.register(&Register{Bootstrap: HashSecret(secret)}, t0.Add(time.Minute)); !errors.Is(err, ErrActiveKeyExists) {
+	_, _, err := ta.register(&Register{Bootstrap: HashSecret(secret)}, t0.Add(time.Minute))
+	if !errors.Is(err, ErrActiveKeyExists) {
 		t.Fatalf("register with live key: %v, want ErrActiveKeyExists", err)
 	}
 	if ta.state.Bootstrap.Used {
@@ -292,47 +296,77 @@ func TestPoll(t *testing.T) {
 			t.Errorf("heartbeats = %v", beats)
 		}
 	})
-	t.Run("drains events in order", func(t *testing.T) {
+	t.Run("returns events in order until drained", func(t *testing.T) {
 		te := newTestEnv(journalSync)
 		ta := newTestAgent(te, defaultSettings())
 		_, h := ta.mustPlaceAfterRegister(t)
-		id1 := ta.mustPlace(t, t0.Add(2*time.Second))
-		id0 := idWithSeq(OrderPrefix, ta.state.ID, 1)
-		v, changes, err := ta.poll(&Poll{Key: h}, t0.Add(3*time.Second))
-		wantErr(t, err, nil)
-		res := v.(*PollResult)
-		if len(res.Events) != 2 {
-			t.Fatalf("events = %+v, want 2", res.Events)
-		}
-		for i, want := range []string{id0, id1} {
-			ev := res.Events[i]
-			wantID := idWithSeq(EventPrefix, ta.state.ID, uint64(i+1))
-			if ev.ID != wantID || ev.Seq != uint64(i+1) || ev.OrderID != want ||
-				ev.Kind != NewOrder || ev.Order.ID != want {
-				t.Errorf("event %d = %+v, want id %s for order %s", i, ev, wantID, want)
+		ta.mustPlace(t, t0.Add(2*time.Second))
+		ta.mustPlace(t, t0.Add(2*time.Second))
+		wantIDs := func(res *PollResult, seqs ...uint64) {
+			t.Helper()
+			if len(res.Events) != len(seqs) {
+				t.Fatalf("events = %+v, want seqs %v", res.Events, seqs)
+			}
+			for i, seq := range seqs {
+				ev := res.Events[i]
+				order := idWithSeq(OrderPrefix, ta.state.ID, seq)
+				if ev.ID != idWithSeq(EventPrefix, ta.state.ID, seq) || ev.Seq != seq ||
+					ev.OrderID != order || ev.Kind != NewOrder || ev.Order.ID != order {
+					t.Errorf("event %d = %+v, want seq %d", i, ev, seq)
+				}
 			}
 		}
-		if res.Rules != testRules {
-			t.Errorf("Rules = %q, want %q", res.Rules, testRules)
-		}
-		if kinds(changes) != "DeleteEvent DeleteEvent" {
-			t.Fatalf("changes = %s", kinds(changes))
-		}
-		for i, c := range changes {
-			d := c.(DeleteEvent)
-			if d.AgentID != ta.state.ID || d.Seq != uint64(i+1) {
-				t.Errorf("change %d = %+v", i, d)
+		poll := func(at time.Duration) *PollResult {
+			t.Helper()
+			v, changes, err := ta.poll(&Poll{Key: h}, t0.Add(at))
+			wantErr(t, err, nil)
+			res := v.(*PollResult)
+			want := "Barrier" // the reply waits for what was journalled before it
+			if len(res.Events) == 0 {
+				want = ""
+			} else if res.Rules != testRules {
+				t.Errorf("Rules = %q, want %q", res.Rules, testRules)
 			}
+			if kinds(changes) != want {
+				t.Fatalf("poll changes = %q, want %q", kinds(changes), want)
+			}
+			return res
+		}
+		drain := func(upTo uint64, want string) {
+			t.Helper()
+			v, changes, err := ta.drain(&Drain{Key: h, UpTo: upTo}, t0.Add(5*time.Second))
+			wantErr(t, err, nil)
+			if v != nil || kinds(changes) != want {
+				t.Fatalf("drain(%d) = %v, %q, want %q", upTo, v, kinds(changes), want)
+			}
+			for _, c := range changes {
+				if d := c.(DeleteEvent); d.AgentID != ta.state.ID || d.Seq > upTo {
+					t.Errorf("drain(%d) deletes %+v", upTo, d)
+				}
+			}
+		}
+
+		first := poll(3 * time.Second)
+		wantIDs(first, 1, 2, 3)
+		wantIDs(poll(4*time.Second), 1, 2, 3) // not drained yet: the same events again
+		first.Events[0].Note = "mutated by the caller"
+		if ta.events[0].Note != "" {
+			t.Error("the poll's answer aliases the queue")
+		}
+		drain(0, "")
+		drain(1, "DeleteEvent")
+		wantIDs(poll(6*time.Second), 2, 3)
+		drain(1, "") // again: nothing left at or below 1
+		drain(99, "DeleteEvent DeleteEvent")
+		if res := poll(7 * time.Second); len(res.Events) != 0 || res.Rules != "" {
+			t.Errorf("poll after the drain = %+v", res)
 		}
 		_, delivered, _ := te.obs.counts()
-		if delivered[NewOrder] != 2 {
-			t.Errorf("delivered = %v", delivered)
+		if delivered[NewOrder] != 3 {
+			t.Errorf("delivered = %v, want 3 new_order", delivered)
 		}
-		v, changes, err = ta.poll(&Poll{Key: h}, t0.Add(4*time.Second))
-		wantErr(t, err, nil)
-		if res := v.(*PollResult); len(res.Events) != 0 || res.Rules != "" || len(changes) != 0 {
-			t.Errorf("second poll = %+v, %s", res, kinds(changes))
-		}
+		_, _, err := ta.drain(&Drain{Key: HashSecret("x"), UpTo: 99}, t0)
+		wantErr(t, err, ErrKeyUnknown)
 	})
 }
 
@@ -556,7 +590,8 @@ func TestAgentOrderActionsRefused(t *testing.T) {
 		t.Run(string(aa.act)+" unknown order", func(t *testing.T) {
 			_, ta, h, o := orderAt(t, InProgress)
 			other := idWithSeq(OrderPrefix, NewAgentID(), 1) // another agent's order
-			for _, id := range []string{"ord_nope", idWithSeq(OrderPrefix, ta.state.ID, 2), other} {
+			mine2 := idWithSeq(OrderPrefix, ta.state.ID, 2)
+			for _, id := range []string{"ord_nope", mine2, other} {
 				v, changes, err := aa.run(ta, h, id, t0.Add(time.Hour))
 				wantErr(t, err, ErrNotFound)
 				if v != nil || changes != nil || o.State != InProgress {
@@ -815,7 +850,8 @@ func TestDecide(t *testing.T) {
 		case act == ActRefund:
 			return outcome{Refunded, "PutOrder", "", true, "because"}
 		case act == ActUnflag:
-			return outcome{InProgress, "PutOrder", "", false, "because"} // forceState's FlaggedFrom
+			// back to forceState's FlaggedFrom
+			return outcome{InProgress, "PutOrder", "", false, "because"}
 		}
 		panic("no outcome for " + act)
 	}
@@ -849,7 +885,8 @@ func TestDecide(t *testing.T) {
 					t.Errorf("changes = %s, want %s", kinds(changes), w.changes)
 				}
 				last := o.History[len(o.History)-1]
-				if last != (Transition{At: now, From: s, To: w.to, By: ByOwner, Reason: w.reason}) {
+				wantT := Transition{At: now, From: s, To: w.to, By: ByOwner, Reason: w.reason}
+				if last != wantT {
 					t.Errorf("transition = %+v", last)
 				}
 				if w.refunded != (o.Refund != nil) {
@@ -1176,6 +1213,9 @@ func TestInfo(t *testing.T) {
 	ta.mustPlace(t, t0)
 	pollAt := t0.Add(time.Minute)
 	if _, _, err := ta.poll(&Poll{Key: h}, pollAt); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ta.drain(&Drain{Key: h, UpTo: 2}, pollAt); err != nil {
 		t.Fatal(err)
 	}
 	ta.mustPlace(t, pollAt)

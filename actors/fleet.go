@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,12 @@ type Ref struct {
 
 // NewFleet returns an empty fleet whose actors run in system and share env.
 func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
+	}
+	if env.Observer == nil {
+		env.Observer = NopObserver{}
+	}
 	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed()}
 	for i := range f.shards {
 		f.shards[i].refs = make(map[string]*Ref)

@@ -98,12 +98,18 @@ func TestFleetAskRoundTrip(t *testing.T) {
 				t.Errorf("poll = %+v", res)
 			}
 		}, 3},
+		{"drain", &Drain{Key: h, UpTo: 1}, func(t *testing.T, v any) {}, 4},
+		{"poll after the drain", &Poll{Key: h}, func(t *testing.T, v any) {
+			if res := v.(*PollResult); len(res.Events) != 0 {
+				t.Errorf("poll = %+v", res)
+			}
+		}, 4},
 		{"deliver", &Deliver{Key: h, OrderID: idWithSeq(OrderPrefix, id, 1), Text: "x"},
 			func(t *testing.T, v any) {
 				if res := v.(*DeliverResult); res.State != Delivered {
 					t.Errorf("deliver = %+v", res)
 				}
-			}, 4},
+			}, 5},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -121,7 +127,8 @@ func TestFleetAskRoundTrip(t *testing.T) {
 	for _, b := range te.journal.recorded() {
 		got = append(got, kinds(b))
 	}
-	want := []string{"PutAgent", "PutOrder PutEvent PutAgent", "DeleteEvent", "PutOrder"}
+	want := []string{"PutAgent", "PutOrder PutEvent PutAgent", "Barrier", "DeleteEvent",
+		"PutOrder"}
 	if !slices.Equal(got, want) {
 		t.Errorf("journal = %q, want %q", got, want)
 	}
@@ -338,7 +345,7 @@ func TestFleetStopAllHonoursTimeout(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			defer func() {
-				close(te.journal.unblock)
+				close(te.journal.swapUnblock())
 				for range tc.stuck {
 					<-asked
 				}
@@ -355,12 +362,51 @@ func TestFleetStopAllHonoursTimeout(t *testing.T) {
 			case <-time.After(2 * time.Second):
 				t.Errorf("StopAll(100ms) still waiting after %v with %d stuck actors",
 					time.Since(start).Round(time.Millisecond), tc.stuck)
-				close(te.journal.unblock)
-				te.journal.unblock = make(chan struct{}) // for the deferred close
+				close(te.journal.swapUnblock())
 				<-stopped
 			}
 		})
 	}
+}
+
+// TestFleetStopAllAgain: a StopAll after one that timed out waits for its own actors; the
+// stragglers of the first must not count for the second.
+func TestFleetStopAllAgain(t *testing.T) {
+	f, te := newTestFleet(t, journalBlock)
+	stuck := func() chan error { // spawns an agent and gets it stuck in Append
+		id, _ := spawnAgent(t, f)
+		n := len(te.journal.recorded())
+		asked := make(chan error, 1)
+		go func() {
+			_, err := f.Ask(id, &PutSkill{File: "RULES.md", Content: "x"}, 30*time.Second)
+			asked <- err
+		}()
+		for i := 0; len(te.journal.recorded()) == n; i++ {
+			if i > 2000 {
+				t.Fatal("the actor never reached the journal")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return asked
+	}
+	askedA := stuck()
+	if err := f.StopAll(50 * time.Millisecond); err == nil {
+		t.Fatal("first StopAll: nil with a stuck actor")
+	}
+	releaseA := te.journal.swapUnblock() // A waits on this one, B on the next
+	askedB := stuck()
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- f.StopAll(500 * time.Millisecond) }()
+	time.Sleep(50 * time.Millisecond)
+	close(releaseA) // A stops now; B is still stuck
+	<-askedA
+	if err := <-stopped; err == nil {
+		t.Errorf("second StopAll returned nil while its actor was still stuck: " +
+			"the first call's straggler was counted for it")
+	}
+	close(te.journal.swapUnblock())
+	<-askedB
 }
 
 // TestFleetAskWhileStopping: requests racing with stops are answered or refused with ErrNoAgent,
@@ -550,8 +596,8 @@ func TestTakeHeartbeats(t *testing.T) {
 
 func BenchmarkAskPoll(b *testing.B) {
 	f, te := newTestFleet(b, journalAsync)
-	te.Env.Now = time.Now
 	id, h := spawnRegistered(b, f)
+	te.Env.Now = time.Now // set before the next message reaches the actor
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -126,8 +127,14 @@ func (a *agent) getFile(m *GetFile) (any, []Change, error) {
 		ErrNotFound, m.Delivery, o.ID, m.Name)
 }
 
+// ownerDecisions are the actions OwnerDecision may carry.
+var ownerDecisions = []Action{ActApprove, ActDeny, ActRelease, ActRefund, ActUnflag}
+
 // decide carries out an owner's decision on an order.
 func (a *agent) decide(m *OwnerDecision, now time.Time) (any, []Change, error) {
+	if !slices.Contains(ownerDecisions, m.Action) {
+		return nil, nil, fmt.Errorf("%w: %q is not an owner decision", ErrInvalidRequest, m.Action)
+	}
 	o, err := a.checkedOrder(m.OrderID, m.Action)
 	if err != nil {
 		return nil, nil, err
@@ -157,8 +164,6 @@ func (a *agent) decide(m *OwnerDecision, now time.Time) (any, []Change, error) {
 		o.FlaggedFrom = ""
 		a.move(o, back, ByOwner, m.Reason, now)
 		a.scheduleDeadlines(o)
-	default:
-		return nil, nil, fmt.Errorf("%w: %q is not an owner decision", ErrInvalidRequest, m.Action)
 	}
 	return &OrderResult{OrderID: o.ID, State: o.State}, changes, nil
 }

@@ -76,7 +76,7 @@ func (a *agent) once(idem Idempotency, key SecretHash, now time.Time,
 	if err := a.authenticate(key, now); err != nil {
 		return nil, nil, err
 	}
-	if r, ok := a.remembered[idem.Key]; ok {
+	if r, ok := a.remembered[idem.Key]; ok && now.Sub(r.At) <= a.idempotencyTTL() {
 		if r.Fingerprint != idem.Fingerprint {
 			return nil, nil, fmt.Errorf("%w: key %q", ErrIdempotencyReused, idem.Key)
 		}
@@ -101,11 +101,7 @@ func (a *agent) remember(r *Remembered, now time.Time) []Change {
 	a.rememberedOrder = append(a.rememberedOrder, r)
 	changes := []Change{PutRemembered{AgentID: a.state.ID, Record: r}}
 
-	ttl := a.env.IdempotencyTTL
-	if ttl <= 0 {
-		ttl = DefaultIdempotencyTTL
-	}
-	for len(a.rememberedOrder) > 0 && now.Sub(a.rememberedOrder[0].At) > ttl {
+	for len(a.rememberedOrder) > 0 && now.Sub(a.rememberedOrder[0].At) > a.idempotencyTTL() {
 		old := a.rememberedOrder[0]
 		a.rememberedOrder = a.rememberedOrder[1:]
 		if a.remembered[old.Key] == old {
@@ -114,4 +110,11 @@ func (a *agent) remember(r *Remembered, now time.Time) []Change {
 		}
 	}
 	return changes
+}
+
+func (a *agent) idempotencyTTL() time.Duration {
+	if a.env.IdempotencyTTL <= 0 {
+		return DefaultIdempotencyTTL
+	}
+	return a.env.IdempotencyTTL
 }

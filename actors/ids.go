@@ -98,5 +98,8 @@ func AgentOfOrder(id string) (string, bool) {
 		return "", false
 	}
 	agentID := AgentPrefix + rest[:agentIDChars]
-	return agentID, ValidAgentID(agentID)
+	if !ValidAgentID(agentID) {
+		return "", false
+	}
+	return agentID, true
 }

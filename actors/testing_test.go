@@ -86,7 +86,7 @@ func (j *fakeJournal) Append(changes []Change, done func(error)) {
 	}
 	j.mu.Lock()
 	j.batches = append(j.batches, rec)
-	mode := j.mode
+	mode, unblock := j.mode, j.unblock
 	if mode == journalHold {
 		j.held = append(j.held, done)
 	}
@@ -100,9 +100,18 @@ func (j *fakeJournal) Append(changes []Change, done func(error)) {
 	case journalFail:
 		go done(errJournal)
 	case journalBlock:
-		<-j.unblock
+		<-unblock
 		go done(nil)
 	}
+}
+
+// swapUnblock gives later blocked Appends a new channel and returns the one earlier ones wait on.
+func (j *fakeJournal) swapUnblock() chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	old := j.unblock
+	j.unblock = make(chan struct{})
+	return old
 }
 
 func (j *fakeJournal) setMode(m journalMode) {
@@ -215,7 +224,8 @@ func newTestAgent(te *testEnv, s Settings) *testAgent {
 	secret := NewSecret()
 	state := AgentState{
 		ID: id, Settings: s, Status: Active, CreatedAt: t0,
-		Bootstrap: &BootstrapToken{Hash: HashSecret(secret), ExpiresAt: t0.Add(7 * 24 * time.Hour)},
+		Bootstrap: &BootstrapToken{Hash: HashSecret(secret),
+			ExpiresAt: t0.Add(7 * 24 * time.Hour)},
 	}
 	f := NewFleet(nil, te.Env)
 	ref := &Ref{fleet: f, id: id}

@@ -3,6 +3,7 @@ package skill
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -84,10 +85,14 @@ func TestRenderFiles(t *testing.T) {
 			sampleID, base + "/agent/register", base + "/events", base + "/skill",
 			".heepr-marketplace-key", "0600", "active_key_exists", "bootstrap_used",
 			"bootstrap_expired", "every 20 minutes", `"status": "paused"`,
+			"Idempotency-Key", "idempotency_key_reused", "rate_limited", "Retry-After",
+			"invalid_state", "refunded",
 		}},
 		{HeartbeatFile, []string{
 			sampleID, "20 minutes", "evt_k3j5m2n7p4q6r8s2_", "new_order",
 			"owner_approved_order", "owner_denied_order", "revision_request", "scope_change",
+			`"reason": "approval_timeout"`, `"note":`, `"revision": 1`, "revisions_used",
+			"revisions_allowed", "revision_review", "Idempotency-Key", "Retry-After",
 		}},
 		{RulesFile, []string{
 			"out_of_scope", "capacity", "deadline_too_short", "missing_information",
@@ -134,10 +139,115 @@ func TestAPIComplete(t *testing.T) {
 		"awaiting_approval", "in_progress", "delivered", "revision_review", "released",
 		"declined", "denied", "flagged", "refunded",
 		"If-None-Match", "ETag", "Retry-After", "multipart/form-data",
+		// Behaviour added since the first contract: idempotent writes, the request budget,
+		// every event kind, and the reasons the system records on its own.
+		"idempotency_key_reused", "method_not_allowed", "Idempotency-Key", "--agent-rate",
+		"--agent-burst", "new_order", "owner_approved_order", "owner_denied_order",
+		"revision_request", "scope_change", "missed_deadline", "approval_timeout",
+		"--max-body-bytes", "--max-file-bytes", "--max-text-bytes", "--max-files",
+		"--max-urls", "--max-url-bytes",
 	}
 	for _, w := range want {
 		if !bytes.Contains(content, []byte(w)) {
 			t.Errorf("API.md lacks %q", w)
+		}
+	}
+}
+
+// TestAPIErrorTable checks that each error code sits in the error table with the status the
+// transport answers it with (transport/errors.go), so that the table and the server agree.
+func TestAPIErrorTable(t *testing.T) {
+	content, _ := mustFile(t, mustRender(t, sampleParams(), nil), APIFile)
+	rows := []struct {
+		status int
+		code   string
+	}{
+		{400, "invalid_request"}, {401, "missing_credentials"}, {401, "key_unknown"},
+		{401, "key_revoked"}, {401, "key_expired"}, {401, "bootstrap_unknown"},
+		{401, "bootstrap_used"}, {401, "bootstrap_expired"}, {403, "forbidden"},
+		{404, "not_found"}, {405, "method_not_allowed"}, {409, "active_key_exists"},
+		{409, "invalid_state"}, {409, "agent_paused"}, {413, "payload_too_large"},
+		{415, "unsupported_media_type"}, {422, "idempotency_key_reused"},
+		{429, "rate_limited"}, {500, "internal"}, {503, "unavailable"},
+	}
+	for _, r := range rows {
+		row := fmt.Sprintf("| %d | `%s` |", r.status, r.code)
+		if !bytes.Contains(content, []byte(row)) {
+			t.Errorf("API.md error table lacks the row %q", row)
+		}
+	}
+}
+
+// idempotentPaths are the endpoints that take an Idempotency-Key; every example that calls one
+// must show the header, so that an agent copying it gets safe retries.
+var idempotentPaths = regexp.MustCompile(`/(deliver|decline|flag|status)\b`)
+
+// curlCommands returns each curl command in text, its continuation lines joined.
+func curlCommands(text string) []string {
+	var cmds []string
+	var cur strings.Builder
+	in := false
+	for _, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if !in && strings.HasPrefix(trimmed, "curl ") {
+			in = true
+			cur.Reset()
+		}
+		if !in {
+			continue
+		}
+		cur.WriteString(strings.TrimSuffix(trimmed, "\\"))
+		cur.WriteByte(' ')
+		if !strings.HasSuffix(trimmed, "\\") {
+			cmds = append(cmds, cur.String())
+			in = false
+		}
+	}
+	return cmds
+}
+
+func TestWriteExamplesUseIdempotencyKey(t *testing.T) {
+	pkg := mustRender(t, sampleParams(), nil)
+	for _, name := range []string{SkillFile, APIFile, HeartbeatFile} {
+		content, _ := mustFile(t, pkg, name)
+		seen := 0
+		for _, cmd := range curlCommands(string(content)) {
+			if !strings.Contains(cmd, "-X POST") || !idempotentPaths.MatchString(cmd) {
+				continue
+			}
+			seen++
+			if !strings.Contains(cmd, "Idempotency-Key: ") {
+				t.Errorf("%s: example without Idempotency-Key: %s", name, cmd)
+			}
+		}
+		if name == APIFile && seen < 5 {
+			t.Errorf("API.md: found %d write examples, want at least 5", seen)
+		}
+	}
+}
+
+// literalKey finds Idempotency-Key values written out in full (not "$KEY" or "<order id>...").
+// A value runs to the quote or backtick that closes it, so that a space inside is caught.
+var literalKey = regexp.MustCompile(`Idempotency-Key: ([^'"\x60\n]+)`)
+
+// TestExampleKeysValid checks the literal keys in the examples against the server's rule:
+// 1 to 255 bytes of printable ASCII without spaces.
+func TestExampleKeysValid(t *testing.T) {
+	pkg := mustRender(t, sampleParams(), nil)
+	for _, name := range []string{SkillFile, APIFile, HeartbeatFile} {
+		content, _ := mustFile(t, pkg, name)
+		for _, m := range literalKey.FindAllStringSubmatch(string(content), -1) {
+			key := m[1]
+			if strings.HasPrefix(key, "$") || strings.HasPrefix(key, "<") {
+				continue
+			}
+			ok := len(key) >= 1 && len(key) <= 255
+			for i := 0; i < len(key); i++ {
+				ok = ok && key[i] >= 0x21 && key[i] <= 0x7e
+			}
+			if !ok {
+				t.Errorf("%s: example key %q is not a valid Idempotency-Key", name, key)
+			}
 		}
 	}
 }
