@@ -23,11 +23,15 @@ func (m *Metrics) newActors(reg *prometheus.Registry) {
 		// keep the metric near the series budget.
 		Buckets: prometheus.ExponentialBuckets(0.00001, 5, 7),
 	}, []string{"kind"})
+	m.deadLetters = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "actor", Name: "dead_letters_total",
+		Help: "Messages that reached no actor (sent to an agent actor after it stopped).",
+	})
 	m.actorMessages = make(map[string]prometheus.Observer, len(ActorMessageKinds))
 	for _, k := range ActorMessageKinds {
 		m.actorMessages[k] = vec.WithLabelValues(k)
 	}
-	reg.MustRegister(vec)
+	reg.MustRegister(vec, m.deadLetters)
 }
 
 // ActorMessage records how long an agent actor took to handle one message of a kind from
@@ -39,3 +43,7 @@ func (m *Metrics) ActorMessage(kind string, seconds float64) {
 	}
 	o.Observe(seconds)
 }
+
+// DeadLetter counts one message protoactor could not deliver; call it from a subscription to
+// the actor system's event stream (*actor.DeadLetterEvent). Safe for concurrent use.
+func (m *Metrics) DeadLetter() { m.deadLetters.Inc() }

@@ -41,6 +41,7 @@ func touchAll(m *Metrics) {
 	for _, k := range ActorMessageKinds {
 		m.ActorMessage(k, 0.0001)
 	}
+	m.DeadLetter()
 	m.Committed(3, 0.002, nil)
 	m.Committed(3, 0.002, errors.New("disk full"))
 	m.SetReady(true)

@@ -54,6 +54,7 @@ type Metrics struct {
 	commitFailures  prometheus.Counter
 	lastCommit      prometheus.Gauge
 	actorMessages   map[string]prometheus.Observer
+	deadLetters     prometheus.Counter
 	ready           atomic.Bool
 }
 

@@ -118,7 +118,8 @@ func TestPrecreatedAtZero(t *testing.T) {
 	want = append(want, "heepr_poll_duration_seconds_count{}",
 		"heepr_store_commit_duration_seconds_count{}", "heepr_store_committed_records_total{}",
 		"heepr_store_commit_failures_total{}", "heepr_store_last_commit_timestamp_seconds{}",
-		"heepr_ready{}", "heepr_rate_limited_total{}")
+		"heepr_ready{}", "heepr_rate_limited_total{}",
+		"heepr_actor_dead_letters_total{}")
 	for _, k := range want {
 		v, ok := got[k]
 		if !ok {
@@ -178,6 +179,8 @@ func TestChanges(t *testing.T) {
 			`heepr_actor_message_duration_seconds_sum{kind="other"}`,
 		}},
 		{"ready", func(m *Metrics) { m.SetReady(true) }, []string{"heepr_ready{}"}},
+		{"dead letter", func(m *Metrics) { m.DeadLetter() },
+			[]string{"heepr_actor_dead_letters_total{}"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
