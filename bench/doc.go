@@ -1,0 +1,83 @@
+// Command bench is heeprd's load harness:
+//
+//	go run ./bench <mode> [flags]
+//
+// It loads only servers on this machine: either one it starts itself (--spawn) or a running one
+// given by loopback URLs (--target); any other host is refused. Every run stops by itself after
+// its --warmup plus --duration (at most an hour each) or --requests requests, whichever comes
+// first; Ctrl-C ends it early and still stops a spawned server.
+//
+// # Target
+//
+//	--spawn bin/heeprd     start heeprd on two free 127.0.0.1 ports, with a fresh temporary data
+//	                       directory (or --data DIR), an admin token of the harness's choosing
+//	                       (passed as HEEPR_ADMIN_TOKEN) and --fsync passed through; wait for
+//	                       /readyz; stop it with SIGTERM, by PID, at the end. Its log is kept in
+//	                       the temporary directory while it runs and shown if it fails to start.
+//	--server-args "..."    with --spawn: more heeprd flags, such as --agent-rate=0 (the flags
+//	                       that choose listeners, data or admin token are refused).
+//	--target http://127.0.0.1:8080 --ops http://127.0.0.1:9464 --admin-token-file FILE
+//	                       a running heeprd; the token file is needed only for modes that call
+//	                       the admin API (provisioning, placing orders).
+//	--timeout 10s          timeout of one request.
+//
+// # Modes
+//
+// provision creates --agents agents through POST /admin/agents and registers each with its
+// bootstrap token (POST /agent/register), --concurrency at a time, and writes
+// "agent_id<TAB>api_key" lines to --keys (mode 0600) for later runs against the same server.
+//
+// poll sends GET /events with keys rotated over every agent. Keys come from --keys when that
+// file exists and the server is not a freshly spawned one; otherwise --agents agents are
+// provisioned first. Closed loop by default: --connections workers, each with its own
+// keep-alive connection, sending back to back. With --rate R it is an open loop: request i is
+// scheduled at start+i/R and its latency is measured from that scheduled time, so a stalled
+// server shows as latency instead of as fewer requests (coordinated omission corrected).
+// --warmup traffic is not counted. With --ceiling the same load is also run against a bare
+// fasthttp server answering {} inside the harness, right before and right after heeprd, and the
+// report gives heeprd's throughput and p99 as ratios to the mean of the two ceiling runs. The
+// ceiling server shares the harness's CPU, as heeprd does on a 2-core machine.
+//
+// mixed is a day in the life: every agent polls every --cadence, varied by ±--jitter, measured
+// from its planned poll time; orders are placed through POST /admin/orders at --order-rate for
+// random agents (--order-connections at a time, open loop); an agent that receives a new_order
+// delivers it (POST /orders/{id}/deliver with a JSON text). It reports poll latency, order
+// placement latency, placed→seen (the placing time travels in the order's brief) and
+// seen→delivered (201). After --duration, placing stops and agents keep polling until every
+// placed order is delivered or --drain passes (default: one cadence plus jitter plus 1s);
+// orders never seen count as "not_seen_by_end" errors.
+//
+// heeprd limits each agent's requests (--agent-rate, 20/s by default). A flat-out poll over few
+// agents exceeds that budget and then mostly measures the 429 path; the report says so. Spread
+// the load over more agents, or spawn with --server-args=--agent-rate=0 to measure the poll path.
+//
+// ceiling runs only the bare in-process server, with the poll load flags.
+//
+// # Output
+//
+// A table on stdout: per run requests, rate, errors and latency p50/p90/p99/p99.9/max from an
+// HDR histogram with microsecond resolution, then errors by class: the HTTP status with the
+// envelope's code ("503 unavailable") or a network class ("net timeout"). Failed requests are
+// in the latency figures too. --json prints the same as JSON instead. A progress line goes to
+// stderr about twice a second when stderr is a terminal, or always with --progress. Exit status
+// is 0 after a run even if it counted errors, 1 when the harness failed, 2 for bad flags.
+//
+// Workers record into histograms of their own, merged once the run is over; the poll hot path
+// reuses one fasthttp request and response per worker.
+//
+// # Examples
+//
+//	go build -o bin/heeprd ./cmd/heeprd
+//	go run ./bench poll --spawn bin/heeprd --agents 1000 --connections 64 --duration 10s \
+//		--ceiling
+//	go run ./bench poll --spawn bin/heeprd --agents 1000 --rate 20000 --duration 10s
+//	go run ./bench mixed --spawn bin/heeprd --agents 5000 --cadence 5s --order-rate 50 \
+//		--duration 30s
+//	go run ./bench provision --target http://127.0.0.1:8080 --ops http://127.0.0.1:9464 \
+//		--admin-token-file data/admin-token --agents 10000 --keys /tmp/keys.tsv
+//	go run ./bench poll --target http://127.0.0.1:8080 --ops http://127.0.0.1:9464 \
+//		--keys /tmp/keys.tsv --connections 256 --duration 20s --json
+//
+// The server type (Start, Stop, Kill9, Restart) and the adminClient and agentClient helpers are
+// meant to be reused by further modes, such as a crash mode that kills heeprd under load.
+package main

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Bounds every run respects, whatever the flags say.
+const (
+	maxDuration    = time.Hour
+	maxAgents      = 10_000_000
+	maxConnections = 10_000
+	maxRate        = 10_000_000
+	defaultMaxReqs = 200_000_000
+)
+
+// options holds the flags of every mode; each mode registers only the flags it reads.
+type options struct {
+	mode string
+	// target
+	spawn, dataDir, target, ops, adminTokenFile string
+	serverArgs                                  []string
+	fsync                                       bool
+	timeout                                     time.Duration
+	// agents
+	agents, concurrency int
+	keysFile            string
+	// load
+	conns                      int
+	duration, warmup           time.Duration
+	rate                       float64
+	maxRequests                int64
+	ceiling                    bool
+	cadence, drain             time.Duration
+	jitter, orderRate          float64
+	orderConns                 int
+	asJSON, progress           bool
+	hasTarget, hasKeys, isLoad bool // which groups this mode registered
+}
+
+// parseOptions reads the flags of one mode.
+func parseOptions(mode string, args []string, stderr io.Writer) (*options, error) {
+	o := &options{mode: mode}
+	fs := flag.NewFlagSet("bench "+mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON instead of a table")
+	fs.BoolVar(&o.progress, "progress", false,
+		"show the progress line even if stderr is no terminal")
+	switch mode {
+	case "provision":
+		o.targetFlags(fs)
+		o.agentFlags(fs)
+	case "poll":
+		o.targetFlags(fs)
+		o.agentFlags(fs)
+		o.loadFlags(fs, 10*time.Second, true)
+		fs.BoolVar(&o.ceiling, "ceiling", false,
+			"measure a bare in-process fasthttp server before and after heeprd and report ratios")
+	case "ceiling":
+		o.loadFlags(fs, 10*time.Second, true)
+	case "mixed":
+		o.targetFlags(fs)
+		o.agentFlags(fs)
+		o.loadFlags(fs, time.Minute, false)
+		o.mixedFlags(fs)
+	default:
+		return nil, fmt.Errorf("unknown mode %q (want provision, poll, mixed or ceiling)", mode)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return o, o.validate()
+}
+
+func (o *options) targetFlags(fs *flag.FlagSet) {
+	o.hasTarget = true
+	fs.StringVar(&o.spawn, "spawn", "", "start this heeprd binary on free loopback ports")
+	fs.StringVar(&o.dataDir, "data", "",
+		"with --spawn: data directory (default: a fresh temp dir)")
+	fs.BoolVar(&o.fsync, "fsync", true, "with --spawn: passed to heeprd --fsync")
+	fs.Func("server-args", "with --spawn: more heeprd flags, space-separated (repeatable), "+
+		"such as \"--agent-rate=0\"", func(v string) error {
+		o.serverArgs = append(o.serverArgs, strings.Fields(v)...)
+		return nil
+	})
+	fs.StringVar(&o.target, "target", "", "agent API of a running heeprd, http://127.0.0.1:PORT")
+	fs.StringVar(&o.ops, "ops", "", "with --target: its ops listener, http://127.0.0.1:PORT")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "",
+		"with --target: file with the admin token")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of one request")
+}
+
+func (o *options) agentFlags(fs *flag.FlagSet) {
+	o.hasKeys = true
+	fs.IntVar(&o.agents, "agents", 1000,
+		"agents to create and register when no --keys file exists")
+	fs.IntVar(&o.concurrency, "concurrency", 16,
+		"parallel create+register calls while provisioning")
+	fs.StringVar(&o.keysFile, "keys", "",
+		"file of agent_id<TAB>api_key lines: read if it exists and the server is not a fresh "+
+			"--spawn, else written")
+}
+
+func (o *options) loadFlags(fs *flag.FlagSet, duration time.Duration, openLoop bool) {
+	o.isLoad = true
+	fs.IntVar(&o.conns, "connections", 64, "workers, each with its own keep-alive connection")
+	fs.DurationVar(&o.duration, "duration", duration, "measured length of the run")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before the measured run, not counted")
+	if openLoop { // mixed mode is open loop by its cadence
+		fs.Float64Var(&o.rate, "rate", 0, "open loop: requests per second (0: closed loop)")
+	}
+	fs.Int64Var(&o.maxRequests, "requests", defaultMaxReqs, "stop after this many requests")
+}
+
+func (o *options) mixedFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&o.cadence, "cadence", time.Minute, "each agent polls this often")
+	fs.Float64Var(&o.jitter, "jitter", 0.2, "poll intervals vary by up to this fraction, 0 to 0.9")
+	fs.Float64Var(&o.orderRate, "order-rate", 10, "orders placed per second, for random agents")
+	fs.IntVar(&o.orderConns, "order-connections", 4, "connections placing orders")
+	fs.DurationVar(&o.drain, "drain", 0, "after the run, keep polling until every order is "+
+		"delivered or this long (default: one cadence plus jitter plus 1s)")
+}
+
+func (o *options) validate() error {
+	var errs []error
+	check := func(ok bool, msg string) {
+		if !ok {
+			errs = append(errs, errors.New(msg))
+		}
+	}
+	if o.hasTarget {
+		check((o.spawn == "") != (o.target == ""), "give exactly one of --spawn and --target")
+		check(o.target == "" || o.ops != "", "--target needs --ops")
+		for flagName, raw := range map[string]string{"target": o.target, "ops": o.ops} {
+			if _, err := loopbackAddr(flagName, raw); raw != "" && err != nil {
+				errs = append(errs, err)
+			}
+		}
+		check(o.spawn != "" || (o.dataDir == "" && o.serverArgs == nil),
+			"--data and --server-args work only with --spawn")
+		check(!setsReserved(o.serverArgs), "--server-args must not set --addr, --ops-addr, "+
+			"--data, --in-memory or --admin-token: the harness chooses them")
+		check(o.timeout > 0 && o.timeout <= 10*time.Minute, "--timeout must be 1ns to 10m")
+	}
+	if o.hasKeys {
+		check(o.agents >= 0 && o.agents <= maxAgents, "--agents must be 0 to 10000000")
+		check(o.concurrency >= 1 && o.concurrency <= maxConnections,
+			"--concurrency must be 1 to 10000")
+		check(o.agents > 0 || o.keysFile != "", "give --agents or an existing --keys file")
+	}
+	if o.isLoad {
+		check(o.conns >= 1 && o.conns <= maxConnections, "--connections must be 1 to 10000")
+		check(o.duration > 0 && o.duration <= maxDuration,
+			"--duration must be positive, at most 1h")
+		check(o.warmup >= 0 && o.warmup <= maxDuration, "--warmup must be 0 to 1h")
+		check(o.rate >= 0 && o.rate <= maxRate, "--rate must be 0 to 10000000")
+		check(o.maxRequests > 0 && o.maxRequests <= defaultMaxReqs, "--requests must be 1 to 2e8")
+	}
+	if o.mode == "mixed" {
+		check(o.cadence >= time.Millisecond && o.cadence <= maxDuration,
+			"--cadence must be 1ms to 1h")
+		check(o.jitter >= 0 && o.jitter <= 0.9, "--jitter must be 0 to 0.9")
+		check(o.orderRate >= 0 && o.orderRate <= 100_000, "--order-rate must be 0 to 100000")
+		check(o.orderConns >= 1 && o.orderConns <= 1000, "--order-connections must be 1 to 1000")
+		check(o.drain >= 0 && o.drain <= maxDuration, "--drain must be 0 to 1h")
+		if o.drain == 0 {
+			o.drain = time.Duration(float64(o.cadence)*(1+o.jitter)) + time.Second
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// setsReserved reports whether heeprd flags set what the harness must choose itself: its
+// listeners stay on the loopback ports the harness dials.
+func setsReserved(args []string) bool {
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch name {
+		case "addr", "ops-addr", "data", "in-memory", "admin-token":
+			return true
+		}
+	}
+	return false
+}
+
+// loadSpec is the run the load flags describe.
+func (o *options) loadSpec() loadSpec {
+	return loadSpec{conns: o.conns, warmup: o.warmup, duration: o.duration, rate: o.rate,
+		maxRequests: o.maxRequests}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestLoopbackAddr(t *testing.T) {
+	tests := []struct {
+		raw      string
+		want     string
+		loopback bool // false: refused as not loopback (other refusals leave it true)
+	}{
+		{"http://127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"http://127.0.0.1:8080/", "127.0.0.1:8080", true},
+		{"http://127.1.2.3:80", "127.1.2.3:80", true},
+		{"http://[::1]:9464", "[::1]:9464", true},
+		{"http://localhost:8080", "127.0.0.1:8080", true},
+		{"http://LOCALHOST:8080", "127.0.0.1:8080", true},
+		{"http://10.0.0.1:8080", "", false},
+		{"http://192.168.1.10:8080", "", false},
+		{"http://0.0.0.0:8080", "", false},
+		{"http://[::]:8080", "", false},
+		{"http://example.com:8080", "", false},
+		{"http://127.0.0.1.nip.io:8080", "", false},
+		{"http://localhost.example.com:8080", "", false},
+		{"https://127.0.0.1:8443", "", true},
+		{"http://127.0.0.1", "", true},
+		{"http://127.0.0.1:0", "", true},
+		{"http://127.0.0.1:8080/api", "", true},
+		{"http://user:pw@127.0.0.1:8080", "", true},
+		{"127.0.0.1:8080", "", true},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			got, err := loopbackAddr("target", tt.raw)
+			if tt.want != "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("= %q, %v; want %q", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("= %q, accepted; want refused", got)
+			}
+			if errors.Is(err, errNotLoopback) == tt.loopback {
+				t.Errorf("error %q: refused as not loopback: %v, want %v", err,
+					errors.Is(err, errNotLoopback), !tt.loopback)
+			}
+			if !strings.Contains(err.Error(), "--target") {
+				t.Errorf("error %q does not name the flag", err)
+			}
+		})
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    string
+		args    []string
+		wantErr string // "" for success
+	}{
+		{"spawn", "poll", []string{"--spawn", "bin/heeprd"}, ""},
+		{"target", "poll", []string{"--target", "http://127.0.0.1:1",
+			"--ops", "http://[::1]:2"}, ""},
+		{"neither", "poll", nil, "exactly one of --spawn and --target"},
+		{"both", "poll", []string{"--spawn", "x", "--target", "http://127.0.0.1:1",
+			"--ops", "http://127.0.0.1:2"}, "exactly one"},
+		{"target without ops", "poll", []string{"--target", "http://127.0.0.1:1"}, "needs --ops"},
+		{"server args need spawn", "poll", []string{"--target", "http://127.0.0.1:1",
+			"--ops", "http://127.0.0.1:2", "--server-args", "--agent-rate=0"},
+			"only with --spawn"},
+		{"server args may not move listeners", "poll", []string{"--spawn", "x",
+			"--server-args", "--log-level=warn --addr=0.0.0.0:80"}, "must not set --addr"},
+		{"unbounded duration", "poll", []string{"--spawn", "x", "--duration", "2h"}, "at most 1h"},
+		{"zero requests", "poll", []string{"--spawn", "x", "--requests", "0"}, "--requests"},
+		{"jitter", "mixed", []string{"--spawn", "x", "--jitter", "1.5"}, "--jitter"},
+		{"ceiling needs no target", "ceiling", []string{"--duration", "1s"}, ""},
+		{"unknown mode", "crash", nil, "unknown mode"},
+		{"stray argument", "provision", []string{"--spawn", "x", "extra"}, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseOptions(tt.mode, tt.args, io.Discard)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestOpenTargetRefusesRemote(t *testing.T) {
+	_, err := parseOptions("poll", []string{"--target", "http://127.0.0.1:8080",
+		"--ops", "http://192.0.2.1:9464"}, io.Discard)
+	if !errors.Is(err, errNotLoopback) {
+		t.Fatalf("parseOptions: %v, want a not-loopback refusal of --ops", err)
+	}
+	o := &options{target: "http://192.0.2.1:8080", ops: "http://127.0.0.1:9464"}
+	if _, err := openTarget(t.Context(), o, io.Discard); !errors.Is(err, errNotLoopback) {
+		t.Fatalf("openTarget: %v, want a not-loopback refusal", err)
+	}
+}
