@@ -30,7 +30,7 @@ type Fleet struct {
 	shards [shardCount]shard
 	size   atomic.Int64
 
-	replies sync.Pool // of chan result, capacity 1, empty
+	calls sync.Pool // of *call, ready for reuse
 
 	dirtyMu sync.Mutex
 	dirty   []*Ref // agents whose heartbeat changed since the last flush
@@ -63,7 +63,7 @@ func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
 	for i := range f.shards {
 		f.shards[i].refs = make(map[string]*Ref)
 	}
-	f.replies.New = func() any { return make(chan result, 1) }
+	f.calls.New = func() any { return &call{envelope: envelope{reply: make(chan result, 1)}} }
 	return f
 }
 
@@ -107,32 +107,46 @@ func (f *Fleet) Spawn(snap *Snapshot) error {
 	return nil
 }
 
+// call is the reusable part of one Ask: the envelope with its reply channel, and the timer.
+// It goes back to the pool only once its answer was received, so a late answer can never
+// reach a later caller.
+type call struct {
+	envelope
+	timer *time.Timer
+}
+
 // Ask sends msg to the agent's actor and waits up to timeout for its result. It returns
-// ErrNoAgent if there is no such actor, and ErrUnavailable if no answer came in time.
+// ErrNoAgent if there is no such actor, and ErrUnavailable if no answer came in time. The
+// caller may reuse msg once Ask returned anything but ErrUnavailable.
 func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error) {
-	reply := f.replies.Get().(chan result)
-	env := &envelope{msg: msg, reply: reply}
+	c := f.calls.Get().(*call)
+	c.msg = msg
 
 	s := f.shard(agentID)
 	s.mu.RLock()
 	ref := s.refs[agentID]
 	if ref != nil {
-		f.system.Root.Send(ref.pid, env)
+		f.system.Root.Send(ref.pid, &c.envelope)
 	}
 	s.mu.RUnlock()
 	if ref == nil {
-		f.replies.Put(reply)
+		c.msg = nil
+		f.calls.Put(c)
 		return nil, ErrNoAgent
 	}
 
-	timer := time.NewTimer(timeout)
+	if c.timer == nil {
+		c.timer = time.NewTimer(timeout)
+	} else {
+		c.timer.Reset(timeout)
+	}
 	select {
-	case r := <-reply:
-		timer.Stop()
-		f.replies.Put(reply)
+	case r := <-c.reply:
+		c.timer.Stop()
+		c.msg = nil
+		f.calls.Put(c)
 		return r.value, r.err
-	case <-timer.C:
-		// The late answer will land in this channel, so it must not be reused.
+	case <-c.timer.C:
 		return nil, fmt.Errorf("%w: agent %s did not answer within %s",
 			ErrUnavailable, agentID, timeout)
 	}

@@ -47,11 +47,14 @@ func (m *Metrics) newAgentAPI(reg *prometheus.Registry) {
 		Help: "Requests refused for their credentials, by error code.",
 	}, []string{"code"})
 
+	m.routes = make(map[string]*routeMetrics, len(Routes))
 	for _, r := range Routes {
-		m.requestDuration.WithLabelValues(r)
+		rm := &routeMetrics{duration: m.requestDuration.WithLabelValues(r),
+			codes: make(map[int]prometheus.Counter, len(statusCodes))}
 		for _, c := range statusCodes {
-			m.requests.WithLabelValues(r, strconv.Itoa(c))
+			rm.codes[c] = m.requests.WithLabelValues(r, strconv.Itoa(c))
 		}
+		m.routes[r] = rm
 	}
 	for _, c := range AuthCodes {
 		m.authFailures.WithLabelValues(c)
@@ -71,9 +74,27 @@ func (m *Metrics) Poll(outcome string, seconds float64) {
 }
 
 // Request counts one answered request on a route.
+// The series of known routes and codes are looked up in maps built at start-up, so the hot path
+// formats no label and takes no lock.
 func (m *Metrics) Request(route string, code int, seconds float64) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.requestDuration.WithLabelValues(route).Observe(seconds)
+	rm := m.routes[route]
+	if rm == nil {
+		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+		m.requestDuration.WithLabelValues(route).Observe(seconds)
+		return
+	}
+	if c := rm.codes[code]; c != nil {
+		c.Inc()
+	} else {
+		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	}
+	rm.duration.Observe(seconds)
+}
+
+// routeMetrics are one route's pre-created series.
+type routeMetrics struct {
+	duration prometheus.Observer
+	codes    map[int]prometheus.Counter
 }
 
 // AuthFailure counts a request refused for its credentials.

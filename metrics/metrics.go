@@ -46,6 +46,7 @@ type Metrics struct {
 	requestDuration *prometheus.HistogramVec
 	authFailures    *prometheus.CounterVec
 	rateLimited     prometheus.Counter
+	routes          map[string]*routeMetrics // read-only after New
 	eventsQueued    map[actors.EventKind]prometheus.Counter
 	eventsDelivered map[actors.EventKind]prometheus.Counter
 	orders          map[actors.OrderState]prometheus.Gauge

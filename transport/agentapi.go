@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -21,7 +22,14 @@ func notFound(format string, args ...any) error {
 // bearer authenticates nothing yet: it parses the API key into the agent it names and the hash
 // of its secret, which the agent's actor compares with its own.
 func bearer(ctx *fasthttp.RequestCtx) (agentID string, key actors.SecretHash, err error) {
-	cred, ok := credential(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), schemeBearer)
+	agentID, key, err = bearerView(ctx)
+	return strings.Clone(agentID), key, err
+}
+
+// bearerView is bearer without copying: agentID aliases the request's header buffer, which
+// fasthttp reuses once the handler returns. It serves the poll path, which only looks the id up.
+func bearerView(ctx *fasthttp.RequestCtx) (agentID string, key actors.SecretHash, err error) {
+	cred, ok := credentialView(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), schemeBearer)
 	if !ok {
 		return "", key, fmt.Errorf("%w: send Authorization: Bearer <api key>", ErrMissingCredentials)
 	}

@@ -3,6 +3,8 @@ package transport
 import (
 	"encoding/json"
 	"errors"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -39,12 +41,20 @@ func pollOutcome(ctx *fasthttp.RequestCtx) string {
 	}
 }
 
+// polls recycles Poll messages: an empty poll then allocates only inside the actor mailbox.
+var polls = sync.Pool{New: func() any { return new(actors.Poll) }}
+
 func (s *Server) poll(ctx *fasthttp.RequestCtx) error {
-	agentID, key, err := bearer(ctx)
+	agentID, key, err := bearerView(ctx)
 	if err != nil {
 		return err
 	}
-	v, err := s.askAgent(agentID, &actors.Poll{Key: key})
+	msg := polls.Get().(*actors.Poll)
+	msg.Key = key
+	v, err := s.askAgent(agentID, msg)
+	if !errors.Is(err, actors.ErrUnavailable) { // else the actor may still read it
+		polls.Put(msg)
+	}
 	if err != nil {
 		return err
 	}
@@ -60,7 +70,7 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx) error {
 	}
 	// The answer is in hand: the events may leave the queue. This is sent before the response is
 	// written, so the agent's next poll reaches its actor after it.
-	s.fleet.Tell(agentID, &actors.Drain{Key: key, UpTo: r.Events[len(r.Events)-1].Seq})
+	s.fleet.Tell(strings.Clone(agentID), &actors.Drain{Key: key, UpTo: r.Events[len(r.Events)-1].Seq})
 	return nil
 }
 
