@@ -100,6 +100,9 @@ type agent struct {
 	skill    map[string]string // replaced, never modified, so it can be handed out
 	budget   bucket
 
+	leasedUpTo uint64    // events up to this sequence were handed to a poll that may still drain them
+	leaseUntil time.Time // after this, leased events are handed out again
+
 	remembered      map[string]*Remembered // idempotent answers by key
 	rememberedOrder []*Remembered          // the same, oldest first, for expiry
 }

@@ -348,17 +348,19 @@ func TestPoll(t *testing.T) {
 
 		first := poll(3 * time.Second)
 		wantIDs(first, 1, 2, 3)
-		wantIDs(poll(4*time.Second), 1, 2, 3) // not drained yet: the same events again
+		wantIDs(poll(4*time.Second)) // leased to the first poll: a concurrent one gets none
+		lease := DefaultPollLease
+		wantIDs(poll(3*time.Second+lease), 1, 2, 3) // never drained: handed out again
 		first.Events[0].Note = "mutated by the caller"
 		if ta.events[0].Note != "" {
 			t.Error("the poll's answer aliases the queue")
 		}
 		drain(0, "")
 		drain(1, "DeleteEvent")
-		wantIDs(poll(6*time.Second), 2, 3)
+		wantIDs(poll(4*time.Second+2*lease), 2, 3)
 		drain(1, "") // again: nothing left at or below 1
 		drain(99, "DeleteEvent DeleteEvent")
-		if res := poll(7 * time.Second); len(res.Events) != 0 || res.Rules != "" {
+		if res := poll(5*time.Second + 3*lease); len(res.Events) != 0 || res.Rules != "" {
 			t.Errorf("poll after the drain = %+v", res)
 		}
 		_, delivered, _ := te.obs.counts()

@@ -24,6 +24,10 @@ type Env struct {
 	// (DefaultIdempotencyTTL when zero).
 	Budget         Budget
 	IdempotencyTTL time.Duration
+	// PollLease is how long events handed to a poll are withheld from other polls while the
+	// first one's caller drains them (DefaultPollLease when zero). It should exceed the time a
+	// caller waits for its answer.
+	PollLease time.Duration
 
 	// Rules renders the agent's RULES.md text, attached to work events.
 	Rules func(SkillSource) string
@@ -57,3 +61,13 @@ func (NopObserver) OrderMoved(from, to OrderState) {}
 
 // ActorMessage does nothing.
 func (NopObserver) ActorMessage(string, float64) {}
+
+// DefaultPollLease is the poll lease when Env.PollLease is zero.
+const DefaultPollLease = 15 * time.Second
+
+func (e *Env) pollLease() time.Duration {
+	if e.PollLease <= 0 {
+		return DefaultPollLease
+	}
+	return e.PollLease
+}

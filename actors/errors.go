@@ -37,11 +37,18 @@ var (
 	ErrInternal = errors.New("internal error")
 )
 
-// RateLimitError says how long the agent should wait before its next request.
-type RateLimitError struct{ RetryAfter time.Duration }
+// RateLimitError says how long the caller should wait before its next request, and why.
+type RateLimitError struct {
+	RetryAfter time.Duration
+	Reason     string // what was used up; empty means the agent's request budget
+}
 
 func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("%v; retry after %s", ErrRateLimited, e.RetryAfter.Round(time.Millisecond))
+	reason := e.Reason
+	if reason == "" {
+		reason = ErrRateLimited.Error()
+	}
+	return fmt.Sprintf("%s; retry after %s", reason, e.RetryAfter.Round(time.Millisecond))
 }
 
 // Unwrap lets errors.Is match ErrRateLimited.

@@ -38,8 +38,9 @@ func (a *agent) register(m *Register, now time.Time) (any, []Change, error) {
 
 // poll records the heartbeat and returns the queued events without removing them: the caller
 // removes them with Drain once it holds the answer. A poll whose caller gave up (a timeout) thus
-// loses nothing, and the events come again on the next poll with the same ids. The reply waits
-// behind a Barrier, so an agent never sees an event whose order could still vanish in a crash.
+// loses nothing: its events are leased, not handed over, and a poll after the lease ends gets
+// them again with the same ids. A concurrent poll within the lease gets only newer events. The
+// reply waits behind a Barrier, so an agent never sees an event whose order could still vanish.
 func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
 	if err := a.admit(m.Key, now); err != nil {
 		return nil, nil, err
@@ -48,10 +49,18 @@ func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
 	a.env.Online.Heartbeat(a.lastPoll, now)
 	a.lastPoll = now
 	a.ref.heartbeat(now)
-	if len(a.events) == 0 {
+	fresh := a.events
+	if now.Before(a.leaseUntil) {
+		for len(fresh) > 0 && fresh[0].Seq <= a.leasedUpTo {
+			fresh = fresh[1:]
+		}
+	}
+	if len(fresh) == 0 {
 		return emptyPoll, nil, nil
 	}
-	events := slices.Clone(a.events)
+
+	events := slices.Clone(fresh)
+	a.leasedUpTo, a.leaseUntil = events[len(events)-1].Seq, now.Add(a.env.pollLease())
 	return &PollResult{Events: events, Rules: a.env.Rules(a.skillSource())}, []Change{Barrier{}}, nil
 }
 

@@ -61,7 +61,8 @@ func (m *Metrics) newAgentAPI(reg *prometheus.Registry) {
 	}
 	m.rateLimited = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "rate_limited_total",
-		Help: "Agent requests refused with 429 because the agent's request budget was used up.",
+		Help: "Requests refused with 429: an agent used up its request budget, or a source " +
+			"address its failed-authentication budget.",
 	})
 	reg.MustRegister(polls, m.pollDuration, m.requests, m.requestDuration, m.authFailures,
 		m.rateLimited)

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -88,7 +89,11 @@ func (s *Server) getOrder(ctx *fasthttp.RequestCtx) error {
 }
 
 func (s *Server) getFile(ctx *fasthttp.RequestCtx) error {
-	id, name := pathParam(ctx, "id"), pathParam(ctx, "name")
+	id := pathParam(ctx, "id")
+	name, err := url.PathUnescape(pathParam(ctx, "name")) // the router matches the raw path
+	if err != nil {
+		return notFound("no file %q", pathParam(ctx, "name"))
+	}
 	n, err := strconv.Atoi(pathParam(ctx, "n"))
 	if err != nil || n < 1 {
 		return notFound("no delivery %q", pathParam(ctx, "n"))

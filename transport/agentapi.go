@@ -226,6 +226,9 @@ func (s *Server) statusMessage(key actors.SecretHash, b *statusBody) (*actors.Se
 		}
 		msg.Status = st
 	}
+	if b.OrderID != nil && *b.OrderID == "" {
+		return nil, invalid("field \"order_id\" is empty")
+	}
 	if b.OrderID == nil {
 		if b.Progress != nil || b.Message != nil {
 			return nil, invalid("\"progress\" and \"message\" need \"order_id\"")

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"fmt"
 	"hash/maphash"
 	"math"
 	"sync"
@@ -102,8 +101,8 @@ func (g *authGuard) refill(e *guardEntry, now time.Time) {
 
 func (g *authGuard) refusal(e *guardEntry) error {
 	wait := time.Duration((1 - e.tokens) / g.budget.Rate * float64(time.Second))
-	return fmt.Errorf("too many failed authentications from this address: %w",
-		&actors.RateLimitError{RetryAfter: wait})
+	return &actors.RateLimitError{RetryAfter: wait,
+		Reason: "too many failed authentications from this address"}
 }
 
 // forgetIdle drops addresses whose bucket is full again, so the maps hold only recent failures.

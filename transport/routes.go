@@ -13,12 +13,15 @@ const contentJSON = "application/json"
 // the metrics, so every handler reports failure the same way.
 type handler func(ctx *fasthttp.RequestCtx) error
 
-// route instruments a handler under a route label. Requests from an address that failed to
-// authenticate too often are refused before the handler runs.
+// route instruments a handler under a route label. A request that carries credentials from an
+// address that failed to authenticate too often is refused before they are checked.
 func (s *Server) route(label string, h handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
-		err := s.guard.allow(func() string { return ctx.RemoteIP().String() }, start)
+		var err error
+		if len(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) > 0 {
+			err = s.guard.allow(func() string { return ctx.RemoteIP().String() }, start)
+		}
 		if err == nil {
 			err = h(ctx)
 		}
@@ -36,7 +39,9 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	case "missing_credentials", "key_unknown", "key_revoked", "key_expired",
 		"bootstrap_unknown", "bootstrap_used", "bootstrap_expired":
 		s.metrics.AuthFailure(code)
-		s.guard.failed(ctx.RemoteIP().String(), time.Now())
+		if code != "missing_credentials" { // only a presented credential can be a guess
+			s.guard.failed(ctx.RemoteIP().String(), time.Now())
+		}
 	case "rate_limited":
 		s.metrics.RateLimited()
 	case "internal", "unavailable":

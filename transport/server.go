@@ -80,18 +80,23 @@ func (s *Server) Ready() bool { return s.ready.Load() && s.healthy() }
 
 // AgentServer returns the fasthttp server of the agent API.
 func (s *Server) AgentServer() *fasthttp.Server {
-	return s.httpServer("agent", s.agentRouter(), s.cfg.Limits.MaxBodyBytes)
+	return s.httpServer("agent", s.agentRouter(), s.cfg.Limits.MaxBodyBytes, "--max-body-bytes")
 }
 
 // OpsServer returns the fasthttp server of the ops listener.
 func (s *Server) OpsServer() *fasthttp.Server {
-	return s.httpServer("ops", s.opsRouter(), max(s.cfg.MaxSkillBytes, 1<<20))
+	return s.httpServer("ops", s.opsRouter(), max(s.cfg.MaxSkillBytes, 1<<20), "--max-skill-bytes")
 }
 
-func (s *Server) httpServer(name string, h fasthttp.RequestHandler, maxBody int64) *fasthttp.Server {
+// httpServer builds one listener's server; flag names the setting behind its body limit.
+func (s *Server) httpServer(name string, h fasthttp.RequestHandler, maxBody int64,
+	flag string) *fasthttp.Server {
+	limit := fmt.Sprintf("the request body (%s)", flag)
 	return &fasthttp.Server{
-		Handler:              h,
-		ErrorHandler:         func(ctx *fasthttp.RequestCtx, err error) { parseError(ctx, err, maxBody) },
+		Handler: limitBody(h, maxBody, limit),
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			parseError(ctx, err, maxBody, limit)
+		},
 		Name:                 "heeprd",
 		ReadTimeout:          s.cfg.ReadTimeout,
 		WriteTimeout:         s.cfg.WriteTimeout,
@@ -103,15 +108,19 @@ func (s *Server) httpServer(name string, h fasthttp.RequestHandler, maxBody int6
 		TCPKeepalive:         true,
 		Logger:               fasthttpLogger{s.log.With("listener", name)},
 		CloseOnShutdown:      true,
+		// Bodies are streamed so that limitBody can answer an oversized one readably, and
+		// multipart forms are parsed by the deliver handler, never spooled to temporary files.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
 	}
 }
 
 // parseError answers requests fasthttp could not read, with the envelope like every other error.
-func parseError(ctx *fasthttp.RequestCtx, err error, maxBody int64) {
+func parseError(ctx *fasthttp.RequestCtx, err error, maxBody int64, what string) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		writeError(ctx, tooLarge("the request body (--max-body-bytes)", maxBody))
+		writeError(ctx, tooLarge(what, maxBody))
 	case errors.As(err, &small):
 		writeError(ctx, invalid("the request headers are too large"))
 		ctx.SetStatusCode(fasthttp.StatusRequestHeaderFieldsTooLarge)

@@ -510,7 +510,7 @@ var errorStatus = map[string]int{
 	"active_key_exists": 409, "invalid_state": 409, "agent_paused": 409,
 	"payload_too_large": 413, "unsupported_media_type": 415, "idempotency_key_reused": 422,
 	"rate_limited": 429,
-	"unavailable": 503,
+	"unavailable":  503,
 }
 
 // checkEnvelope checks that r is exactly {"error":{"code":...,"message":...}} with a non-empty

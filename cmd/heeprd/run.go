@@ -91,8 +91,9 @@ func (d *daemon) build() {
 		Now:    func() time.Time { return time.Now().UTC() },
 		Online: actors.NewOnlineTracker(d.cfg.OnlineWindow, time.Now()), OnlineWindow: d.cfg.OnlineWindow,
 		Deadlines: actors.NewDeadlines(), ApprovalWindow: d.cfg.ApprovalWindow,
-		Budget: actors.Budget{Rate: d.cfg.AgentRate, Burst: d.cfg.AgentBurst},
-		Log:    d.log.With("component", "agent"),
+		Budget:    actors.Budget{Rate: d.cfg.AgentRate, Burst: d.cfg.AgentBurst},
+		PollLease: 3 * d.cfg.AskTimeout,
+		Log:       d.log.With("component", "agent"),
 	}
 	d.fleet = actors.NewFleet(d.system, d.env)
 	d.metrics = metrics.New(metrics.Sources{
