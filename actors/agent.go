@@ -110,7 +110,10 @@ type agent struct {
 func newAgent(env *Env, ref *Ref, snap *Snapshot) *agent {
 	a := &agent{
 		env: env, ref: ref, state: snap.State, lastPoll: snap.LastPoll,
-		events: snap.Events, orders: make(map[string]*Order, len(snap.Orders)), skill: snap.Skill,
+		events: snap.Events, skill: snap.Skill,
+	}
+	if len(snap.Orders) > 0 { // most agents are idle: no map until the first order
+		a.orders = make(map[string]*Order, len(snap.Orders))
 	}
 	for _, o := range snap.Orders {
 		a.orders[o.ID] = o

@@ -94,6 +94,9 @@ func (a *agent) placeOrder(m *PlaceOrder, now time.Time) (any, []Change, error) 
 		o.ApprovalDue = now.Add(a.env.ApprovalWindow)
 	}
 	a.move(o, first, ByCustomer, "placed", now)
+	if a.orders == nil {
+		a.orders = make(map[string]*Order)
+	}
 	a.orders[o.ID] = o
 	a.scheduleDeadlines(o)
 
