@@ -348,7 +348,7 @@ func TestPoll(t *testing.T) {
 
 		first := poll(3 * time.Second)
 		wantIDs(first, 1, 2, 3)
-		wantIDs(poll(4*time.Second)) // leased to the first poll: a concurrent one gets none
+		wantIDs(poll(4 * time.Second)) // leased to the first poll: a concurrent one gets none
 		lease := DefaultPollLease
 		wantIDs(poll(3*time.Second+lease), 1, 2, 3) // never drained: handed out again
 		first.Events[0].Note = "mutated by the caller"
