@@ -30,7 +30,8 @@ type Fleet struct {
 	shards [shardCount]shard
 	size   atomic.Int64
 
-	calls sync.Pool // of *call, ready for reuse
+	calls      sync.Pool // of *call, ready for reuse
+	dispatcher actor.Dispatcher
 
 	dirtyMu sync.Mutex
 	dirty   []*Ref // agents whose heartbeat changed since the last flush
@@ -59,7 +60,8 @@ func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
 	if env.Observer == nil {
 		env.Observer = NopObserver{}
 	}
-	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed()}
+	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed(),
+		dispatcher: NewWorkerDispatcher(0, 300)}
 	for i := range f.shards {
 		f.shards[i].refs = make(map[string]*Ref)
 	}
@@ -86,7 +88,7 @@ func (f *Fleet) Spawn(snap *Snapshot) error {
 	}
 	a := newAgent(f.env, ref, snap)
 	props := actor.PropsFromProducer(func() actor.Actor { return a },
-		actor.WithMailbox(actor.UnboundedLockfree()))
+		actor.WithMailbox(actor.UnboundedLockfree()), actor.WithDispatcher(f.dispatcher))
 
 	s := f.shard(id)
 	s.mu.Lock()
