@@ -20,12 +20,9 @@ var emptyEvents = []byte("{}")
 // pollRoute answers GET /events, the hot path: parse the key, one message to the agent's actor,
 // one write. It keeps its own metrics beside the route's.
 func (s *Server) pollRoute() fasthttp.RequestHandler {
-	instrumented := s.route("/events", s.poll)
-	return func(ctx *fasthttp.RequestCtx) {
-		start := time.Now()
-		instrumented(ctx)
-		s.metrics.Poll(pollOutcome(ctx), time.Since(start).Seconds())
-	}
+	return s.routeThen("/events", s.poll, func(ctx *fasthttp.RequestCtx, took float64) {
+		s.metrics.Poll(pollOutcome(ctx), took)
+	})
 }
 
 func pollOutcome(ctx *fasthttp.RequestCtx) string {
