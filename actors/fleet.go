@@ -30,8 +30,8 @@ type Fleet struct {
 	shards [shardCount]shard
 	size   atomic.Int64
 
-	calls      sync.Pool // of *call, ready for reuse
-	dispatcher actor.Dispatcher
+	calls sync.Pool    // of *call, ready for reuse
+	props *actor.Props // shared by every agent actor
 
 	dirtyMu sync.Mutex
 	dirty   []*Ref // agents whose heartbeat changed since the last flush
@@ -50,6 +50,7 @@ type Ref struct {
 	lastPoll atomic.Int64               // unix nanoseconds; written only by the owning actor
 	dirty    atomic.Bool                // queued in fleet.dirty and not yet flushed
 	draining atomic.Pointer[drainGroup] // set when StopAll poisons it and waits for it
+	agent    *agent                     // the state its actor owns; set before the actor starts
 }
 
 // NewFleet returns an empty fleet whose actors run in system and share env.
@@ -60,8 +61,10 @@ func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
 	if env.Observer == nil {
 		env.Observer = NopObserver{}
 	}
-	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed(),
-		dispatcher: NewWorkerDispatcher(0, 300)}
+	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed()}
+	f.props = actor.PropsFromProducer(func() actor.Actor { return &shell{fleet: f} },
+		actor.WithMailbox(actor.UnboundedLockfree()),
+		actor.WithDispatcher(NewWorkerDispatcher(0, 300)))
 	for i := range f.shards {
 		f.shards[i].refs = make(map[string]*Ref)
 	}
@@ -86,9 +89,7 @@ func (f *Fleet) Spawn(snap *Snapshot) error {
 	if !snap.LastPoll.IsZero() {
 		ref.lastPoll.Store(snap.LastPoll.UnixNano())
 	}
-	a := newAgent(f.env, ref, snap)
-	props := actor.PropsFromProducer(func() actor.Actor { return a },
-		actor.WithMailbox(actor.UnboundedLockfree()), actor.WithDispatcher(f.dispatcher))
+	ref.agent = newAgent(f.env, ref, snap)
 
 	s := f.shard(id)
 	s.mu.Lock()
@@ -96,10 +97,11 @@ func (f *Fleet) Spawn(snap *Snapshot) error {
 	if _, taken := s.refs[id]; taken {
 		return fmt.Errorf("spawn agent %s: id already taken", id)
 	}
-	pid, err := f.system.Root.SpawnNamed(props, id)
+	pid, err := f.system.Root.SpawnNamed(f.props, id)
 	if err != nil {
 		return fmt.Errorf("spawn agent %s: %w", id, err)
 	}
+	f.system.Root.Send(pid, &bind{agent: ref.agent}) // the first user message, before any other
 	ref.pid = pid
 	s.refs[id] = ref
 	f.size.Add(1)
