@@ -63,3 +63,15 @@ func TestEtagMatches(t *testing.T) {
 		}
 	}
 }
+
+func TestWithholdRequest(t *testing.T) {
+	msg := `error when reading request headers: cannot parse content-length: buffer size=140, ` +
+		`contents: "GET /events HTTP/1.1\r\nAuthorization: Bearer sk_live_x_secret\r\n"`
+	got := withholdRequest(msg)
+	if strings.Contains(got, "secret") || strings.Contains(got, "Authorization") {
+		t.Fatalf("withheld message still quotes the request: %q", got)
+	}
+	if !strings.HasPrefix(got, "error when reading request headers") {
+		t.Errorf("the error itself was lost: %q", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -130,11 +131,22 @@ func parseError(ctx *fasthttp.RequestCtx, err error, maxBody int64, what string)
 }
 
 // fasthttpLogger sends fasthttp's own messages (connection errors) to slog at debug: they are
-// about clients, not about the server's health.
+// about clients, not about the server's health. fasthttp quotes the raw request in some of them,
+// credentials included, so that part is withheld.
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug(fmt.Sprintf(format, args...))
+		l.log.Debug(withholdRequest(fmt.Sprintf(format, args...)))
 	}
+}
+
+// withholdRequest cuts the quoted request bytes out of a fasthttp error message.
+func withholdRequest(msg string) string {
+	for _, marker := range []string{"buffer size=", "contents:"} {
+		if i := strings.Index(msg, marker); i >= 0 {
+			msg = msg[:i] + "(request bytes withheld)"
+		}
+	}
+	return msg
 }
