@@ -94,7 +94,6 @@ type agent struct {
 	env      *Env
 	ref      *Ref
 	state    AgentState
-	lastPoll time.Time
 	events   []Event
 	orders   map[string]*Order
 	skill    map[string]string // replaced, never modified, so it can be handed out
@@ -109,7 +108,7 @@ type agent struct {
 
 func newAgent(env *Env, ref *Ref, snap *Snapshot) *agent {
 	a := &agent{
-		env: env, ref: ref, state: snap.State, lastPoll: snap.LastPoll,
+		env: env, ref: ref, state: snap.State,
 		events: snap.Events, skill: snap.Skill,
 	}
 	if len(snap.Orders) > 0 { // most agents are idle: no map until the first order
@@ -134,6 +133,15 @@ func (a *agent) restoreRemembered(records []*Remembered) {
 	for _, r := range records {
 		a.remembered[r.Key] = r
 	}
+}
+
+// lastPolled is the agent's last poll time (zero if it never polled). The time lives in the ref,
+// where the snapshot loop reads it, and nowhere else.
+func (a *agent) lastPolled() time.Time {
+	if n := a.ref.lastPoll.Load(); n != 0 {
+		return time.Unix(0, n).UTC()
+	}
+	return time.Time{}
 }
 
 func sameHash(a, b SecretHash) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }

@@ -259,7 +259,7 @@ func TestPoll(t *testing.T) {
 		ta.mustRegister(t, t0)
 		_, _, err := ta.poll(&Poll{Key: HashSecret("nope")}, t0)
 		wantErr(t, err, ErrKeyUnknown)
-		if !ta.lastPoll.IsZero() || ta.ref.lastPoll.Load() != 0 || te.Online.Online() != 0 {
+		if !ta.lastPolled().IsZero() || ta.ref.lastPoll.Load() != 0 || te.Online.Online() != 0 {
 			t.Errorf("refused poll recorded a heartbeat")
 		}
 		if beats := ta.fleet.TakeHeartbeats(); len(beats) != 0 {
@@ -277,8 +277,8 @@ func TestPoll(t *testing.T) {
 		if len(res.Events) != 0 || res.Rules != "" || len(changes) != 0 {
 			t.Errorf("empty poll = %+v, changes %s", res, kinds(changes))
 		}
-		if !ta.lastPoll.Equal(now) || ta.ref.lastPoll.Load() != now.UnixNano() {
-			t.Errorf("lastPoll = %v / %d, want %v", ta.lastPoll, ta.ref.lastPoll.Load(), now)
+		if !ta.lastPolled().Equal(now) || ta.ref.lastPoll.Load() != now.UnixNano() {
+			t.Errorf("lastPoll = %v / %d, want %v", ta.lastPolled(), ta.ref.lastPoll.Load(), now)
 		}
 		if got := te.Online.Online(); got != 1 {
 			t.Errorf("online = %d, want 1", got)

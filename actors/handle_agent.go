@@ -46,8 +46,7 @@ func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
 		return nil, nil, err
 	}
 
-	a.env.Online.Heartbeat(a.lastPoll, now)
-	a.lastPoll = now
+	a.env.Online.Heartbeat(a.lastPolled(), now)
 	a.ref.heartbeat(now)
 	fresh := a.events
 	if now.Before(a.leaseUntil) {

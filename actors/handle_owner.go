@@ -17,9 +17,9 @@ func (a *agent) create(now time.Time) (any, []Change, error) {
 func (a *agent) info(now time.Time) (any, []Change, error) {
 	info := &AgentInfo{
 		AgentID: a.state.ID, Settings: a.state.Settings, Status: a.state.Status,
-		CreatedAt: a.state.CreatedAt, LastPoll: a.lastPoll, KeyState: a.keyState(now),
+		CreatedAt: a.state.CreatedAt, LastPoll: a.lastPolled(), KeyState: a.keyState(now),
 		EventsQueued: len(a.events), Orders: make(map[OrderState]int, len(OrderStates)),
-		Online: !a.lastPoll.IsZero() && now.Sub(a.lastPoll) < a.env.OnlineWindow,
+		Online: a.ref.lastPoll.Load() != 0 && now.Sub(a.lastPolled()) < a.env.OnlineWindow,
 	}
 	if a.state.Key != nil {
 		info.KeyExpires = a.state.Key.ExpiresAt

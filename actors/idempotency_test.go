@@ -289,10 +289,10 @@ func TestBudgetOnAgentRequests(t *testing.T) {
 	wantErr(t, err, ErrKeyUnknown)
 	_, _, err = ta.poll(&Poll{Key: h}, t0)
 	wantErr(t, err, nil)
-	ta.lastPoll = time.Time{}
+	ta.ref.lastPoll.Store(0)
 	_, _, err = ta.poll(&Poll{Key: h}, t0.Add(time.Second/2))
 	wantErr(t, err, ErrRateLimited)
-	if !ta.lastPoll.IsZero() {
+	if !ta.lastPolled().IsZero() {
 		t.Error("a rate-limited poll recorded a heartbeat")
 	}
 	msg := &SetStatus{Key: h, Idem: idem("k", 1), OrderID: id, Progress: 5}
