@@ -8,7 +8,7 @@ OPS_ADDR  ?= 127.0.0.1:9464
 FUZZTIME  ?= 30s
 BIN       := bin/heeprd
 
-.PHONY: help build run test test-short vet fmt check fuzz bench clean
+.PHONY: help build run test test-short vet fmt check fuzz bench crashtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ fuzz: ## run every fuzz target for FUZZTIME each
 
 bench: ## run the Go benchmarks of the hot path
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+crashtest: build ## kill heeprd 50 times under a write workload and check every acknowledged write
+	$(GO) run ./bench crash --spawn $(BIN) --kills 50
 
 clean: ## remove the binary (the data directory is left alone)
 	rm -rf bin

@@ -5,7 +5,8 @@
 // It loads only servers on this machine: either one it starts itself (--spawn) or a running one
 // given by loopback URLs (--target); any other host is refused. Every run stops by itself after
 // its --warmup plus --duration (at most an hour each) or --requests requests, whichever comes
-// first; Ctrl-C ends it early and still stops a spawned server.
+// first (a crash run after its --kills or --time-limit); Ctrl-C ends it early and still stops a
+// spawned server.
 //
 // # Target
 //
@@ -53,6 +54,40 @@
 //
 // ceiling runs only the bare in-process server, with the poll load flags.
 //
+// crash checks heeprd's durability promise: a 2xx answer to a write means the write survives
+// kill -9. It needs --spawn (it kills and restarts its own heeprd, with fsync on unless --fsync
+// says otherwise, on a fresh data directory) and takes --agents (default 32; every fourth
+// approves orders by hand, revision caps cycle 0, 1, 2), --workers (4), --kills N (10),
+// --min-uptime (300ms), --max-uptime (2s), --seed (0: from the clock) and --time-limit (30m).
+// After provisioning, the workers run a mixed workload: placing orders, polling, progress
+// reports, deliveries as JSON and as multipart with binary files holding NUL bytes, declines,
+// flags, the owner's release, refund, approve, deny, revision, scope change and unflag, pausing
+// and resuming agents, and replacing an agent's key (revoke-key, a new bootstrap token,
+// register). Each agent belongs to one worker, so its writes are sequential. Meanwhile heeprd
+// is killed with SIGKILL N times, each at a uniformly random moment between --min-uptime and
+// --max-uptime after it became ready, and restarted on the same data; the workload resumes.
+// Then the workers stop, one agent's key is revoked for good, heeprd is restarted cleanly, and
+// everything is verified through the admin API and GET /events.
+//
+// Every write goes into a ledger once its outcome is known: acknowledged (2xx, with what the
+// answer said), refused (4xx: nothing done) or in doubt (the connection broke, or 5xx: it may
+// have happened). Writes that never reached heeprd are not recorded. Deliver, decline, flag
+// and status carry an Idempotency-Key, so after a broken attempt they are retried until their
+// outcome is known; admin writes and registrations are not retried blindly and stay in doubt.
+// The verifier replays the ledger through heeprd's order state machine (README, "Orders and
+// events") and key model, keeping for each order and agent the set of states the ledger
+// allows, and requires: every acknowledged agent and order exists; each order's state,
+// revisions, progress, terms and delivery count are what the ledger allows; every
+// acknowledged delivery is there with its text, URLs and files, each downloaded and compared
+// byte for byte and by SHA-256; an acknowledged answer or a refusal mid-run fits the writes
+// before it; every agent's status and key_state fit; its latest key authenticates (one agent's
+// answers key_revoked; older, replaced keys answer key_unknown); and every event an
+// acknowledged write queued (new_order, owner_approved_order, owner_denied_order,
+// revision_request, scope_change) was returned by some poll or by the final ones, with no id
+// reused for another event. It prints kills survived, writes by kind (acknowledged, in doubt,
+// refused, resolved by retry), what was checked and each violation; --json prints the same as
+// JSON. Exit status 1 on any violation.
+//
 // # Output
 //
 // A table on stdout: per run requests, rate, errors and latency p50/p90/p99/p99.9/max from an
@@ -77,7 +112,8 @@
 //		--admin-token-file data/admin-token --agents 10000 --keys /tmp/keys.tsv
 //	go run ./bench poll --target http://127.0.0.1:8080 --ops http://127.0.0.1:9464 \
 //		--keys /tmp/keys.tsv --connections 256 --duration 20s --json
+//	go run ./bench crash --spawn bin/heeprd --kills 50
 //
 // The server type (Start, Stop, Kill9, Restart) and the adminClient and agentClient helpers are
-// meant to be reused by further modes, such as a crash mode that kills heeprd under load.
+// meant to be reused by further modes; the crash mode uses server.
 package main

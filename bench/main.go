@@ -32,6 +32,7 @@ var modes = map[string]func(ctx context.Context, o *options, stdout, stderr io.W
 	"poll":      runPoll,
 	"mixed":     runMixed,
 	"ceiling":   runCeiling,
+	"crash":     runCrash,
 }
 
 func main() {
@@ -54,7 +55,7 @@ func main() {
 // the run spawned is stopped either way.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: go run ./bench provision|poll|mixed|ceiling [flags]\n"+
+		fmt.Fprintln(stderr, "usage: go run ./bench provision|poll|mixed|ceiling|crash [flags]\n"+
 			"       go run ./bench <mode> --help lists the flags; go doc ./bench explains them")
 		if len(args) == 0 {
 			return &usageError{errors.New("no mode given")}

@@ -40,6 +40,7 @@ type options struct {
 	orderConns                 int
 	asJSON, progress           bool
 	hasTarget, hasKeys, isLoad bool // which groups this mode registered
+	crash                      crashOptions
 }
 
 // parseOptions reads the flags of one mode.
@@ -67,8 +68,11 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 		o.agentFlags(fs)
 		o.loadFlags(fs, time.Minute, false)
 		o.mixedFlags(fs)
+	case "crash":
+		o.crashFlags(fs)
 	default:
-		return nil, fmt.Errorf("unknown mode %q (want provision, poll, mixed or ceiling)", mode)
+		return nil, fmt.Errorf("unknown mode %q (want provision, poll, mixed, ceiling or crash)",
+			mode)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -173,6 +177,9 @@ func (o *options) validate() error {
 		if o.drain == 0 {
 			o.drain = time.Duration(float64(o.cadence)*(1+o.jitter)) + time.Second
 		}
+	}
+	if o.mode == "crash" {
+		errs = append(errs, o.validateCrash())
 	}
 	return errors.Join(errs...)
 }

@@ -80,7 +80,7 @@ func TestParseOptions(t *testing.T) {
 		{"zero requests", "poll", []string{"--spawn", "x", "--requests", "0"}, "--requests"},
 		{"jitter", "mixed", []string{"--spawn", "x", "--jitter", "1.5"}, "--jitter"},
 		{"ceiling needs no target", "ceiling", []string{"--duration", "1s"}, ""},
-		{"unknown mode", "crash", nil, "unknown mode"},
+		{"unknown mode", "explode", nil, "unknown mode"},
 		{"stray argument", "provision", []string{"--spawn", "x", "extra"}, "unexpected argument"},
 	}
 	for _, tt := range tests {

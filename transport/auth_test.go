@@ -65,13 +65,21 @@ func TestEtagMatches(t *testing.T) {
 }
 
 func TestWithholdRequest(t *testing.T) {
-	msg := `error when reading request headers: cannot parse content-length: buffer size=140, ` +
-		`contents: "GET /events HTTP/1.1\r\nAuthorization: Bearer sk_live_x_secret\r\n"`
-	got := withholdRequest(msg)
-	if strings.Contains(got, "secret") || strings.Contains(got, "Authorization") {
-		t.Fatalf("withheld message still quotes the request: %q", got)
-	}
-	if !strings.HasPrefix(got, "error when reading request headers") {
-		t.Errorf("the error itself was lost: %q", got)
+	conn := `error when serving connection "127.0.0.1:1"<->"127.0.0.1:2": `
+	for _, msg := range []string{
+		conn + `error when reading request headers: cannot parse content-length: buffer ` +
+			`size=140, contents: "GET /events HTTP/1.1\r\nAuthorization: Bearer sk_live_x_secret"`,
+		conn + `error when reading request headers: unsupported http version "HTTP/9.9 x" in ` +
+			`"GET /events HTTP/9.9 x\r\nAuthorization: Bearer sk_live_x_secret\r\n\r\n"`,
+		conn + `malformed mime header: missing colon: "Authorization Bearer sk_live_x_secret"`,
+		conn + `unsupported method "a \" quote" in "Authorization: Bearer sk_live_x_secret"`,
+	} {
+		got := withholdRequest(msg)
+		if strings.Contains(got, "secret") || strings.Contains(got, "Authorization") {
+			t.Errorf("withheld message still quotes the request: %q", got)
+		}
+		if !strings.HasPrefix(got, conn) {
+			t.Errorf("the connection's addresses were lost: %q", got)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -27,10 +28,10 @@ func (s *Server) pollRoute() fasthttp.RequestHandler {
 
 func pollOutcome(ctx *fasthttp.RequestCtx) string {
 	switch code := ctx.Response.StatusCode(); {
-	case code == fasthttp.StatusOK && len(ctx.Response.Body()) == len(emptyEvents):
-		return metrics.PollEmpty
+	case code == fasthttp.StatusOK && ctx.Response.IsBodyStream():
+		return metrics.PollEvents // streamed by writeThenDrain; reading it here would drain early
 	case code == fasthttp.StatusOK:
-		return metrics.PollEvents
+		return metrics.PollEmpty
 	case code == fasthttp.StatusUnauthorized:
 		return metrics.PollUnauthorized
 	default:
@@ -62,13 +63,31 @@ func (s *Server) poll(ctx *fasthttp.RequestCtx) error {
 		ctx.SetBody(emptyEvents)
 		return nil
 	}
-	if err := writeJSON(ctx, fasthttp.StatusOK, eventsReply{Events: wireEvents(r)}); err != nil {
-		return err
+	body, err := json.Marshal(eventsReply{Events: wireEvents(r)})
+	if err != nil {
+		return errors.Join(actors.ErrInternal, err)
 	}
-	// The answer is in hand: the events may leave the queue. This is sent before the response is
-	// written, so the agent's next poll reaches its actor after it.
-	s.fleet.Tell(strings.Clone(agentID), &actors.Drain{Key: key, UpTo: r.Events[len(r.Events)-1].Seq})
+	s.writeThenDrain(ctx, strings.Clone(agentID), key, r.Events[len(r.Events)-1].Seq, body)
 	return nil
+}
+
+// writeThenDrain answers a poll that returned events and drains them from the queue only once
+// the answer was written to the connection: a client that hung up first gets them again when
+// their lease ends. Until then the lease keeps them from a concurrent poll, so the agent's next
+// poll does not see them twice even if it overtakes the drain.
+func (s *Server) writeThenDrain(ctx *fasthttp.RequestCtx, agentID string, key actors.SecretHash,
+	upTo uint64, body []byte) {
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.Response.Header.SetContentType(contentJSON)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		if _, err := w.Write(body); err != nil {
+			return
+		}
+		if err := w.Flush(); err != nil {
+			return
+		}
+		s.fleet.Tell(agentID, &actors.Drain{Key: key, UpTo: upTo})
+	})
 }
 
 type eventsReply struct {

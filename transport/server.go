@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -141,12 +142,23 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 	}
 }
 
-// withholdRequest cuts the quoted request bytes out of a fasthttp error message.
+// withholdRequest cuts the request bytes out of a fasthttp error message: everything after a
+// "buffer size=" or "contents:" marker, and every quoted string but the connection's addresses.
 func withholdRequest(msg string) string {
 	for _, marker := range []string{"buffer size=", "contents:"} {
 		if i := strings.Index(msg, marker); i >= 0 {
 			msg = msg[:i] + "(request bytes withheld)"
 		}
 	}
-	return msg
+	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		if address.MatchString(q) {
+			return q
+		}
+		return `"(withheld)"`
+	})
 }
+
+var (
+	quoted  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	address = regexp.MustCompile(`^"[0-9A-Fa-f.:\[\]]+"$`)
+)
