@@ -8,7 +8,7 @@ OPS_ADDR  ?= 127.0.0.1:9464
 FUZZTIME  ?= 30s
 BIN       := bin/heeprd
 
-.PHONY: help build run test test-short vet fmt check fuzz bench crashtest clean
+.PHONY: help build run test test-short vet fmt check fuzz bench loadtest crashtest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ bench: ## run the Go benchmarks of the hot path
 
 crashtest: build ## kill heeprd 50 times under a write workload and check every acknowledged write
 	$(GO) run ./bench crash --spawn $(BIN) --kills 50
+
+loadtest: build ## about a minute of load: heeprd's empty-poll path against a bare fasthttp ceiling
+	$(GO) run ./bench poll --spawn $(BIN) --agents 10000 --connections 64 --warmup 3s \
+		--duration 15s --ceiling --server-args=--agent-rate=0
 
 clean: ## remove the binary (the data directory is left alone)
 	rm -rf bin
