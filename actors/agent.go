@@ -91,13 +91,13 @@ type Snapshot struct {
 
 // agent is the state one agent actor owns. Only that actor touches it.
 type agent struct {
-	env      *Env
-	ref      *Ref
-	state    AgentState
-	events   []Event
-	orders   map[string]*Order
-	skill    map[string]string // replaced, never modified, so it can be handed out
-	budget   bucket
+	env    *Env
+	ref    *Ref
+	state  AgentState
+	events []Event
+	orders map[string]*Order
+	skill  map[string]string // replaced, never modified, so it can be handed out
+	budget bucket
 
 	leasedUpTo uint64    // events up to this sequence were handed to a poll that may still drain them
 	leaseUntil time.Time // after this, leased events are handed out again
