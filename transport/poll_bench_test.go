@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"encoding/json"
 	"log/slog"
 	"testing"
 	"time"
@@ -72,4 +73,37 @@ func BenchmarkEmptyPoll(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkKeyCheck parses a Bearer header into its agent id and the hash of its secret: the
+// part of the key check done before the agent's actor compares hashes.
+func BenchmarkKeyCheck(b *testing.B) {
+	var ctx fasthttp.RequestCtx
+	key := actors.FormatCredential(actors.KeyPrefix, actors.NewAgentID(), actors.NewSecret())
+	ctx.Request.Header.Set(fasthttp.HeaderAuthorization, "Bearer "+key)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := bearerView(&ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncodeEvents encodes a poll answer of three new_order events with the rules attached.
+func BenchmarkEncodeEvents(b *testing.B) {
+	order := actors.OrderView{ID: "ord_abcdefghijklmnop_1", Gig: "logo", Scope: "one logo",
+		Tier: "basic", Price: 40, Deadline: time.Unix(1893456000, 0).UTC(), Brief: "a cat",
+		State: actors.InProgress, RevisionsAllowed: 2}
+	res := &actors.PollResult{Rules: string(make([]byte, 1700))}
+	for i := range 3 {
+		res.Events = append(res.Events, actors.Event{ID: "evt_abcdefghijklmnop_1",
+			Seq: uint64(i + 1), Kind: actors.NewOrder, CreatedAt: time.Unix(1700000000, 0),
+			OrderID: order.ID, Order: order})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(eventsReply{Events: wireEvents(res)}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
