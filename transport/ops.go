@@ -2,12 +2,34 @@ package transport
 
 import (
 	"bufio"
+	"net/http"
+	"net/http/pprof"
 	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
+
+// profiler serves Go's runtime profiles (net/http/pprof) under /debug/pprof/, for operators
+// who need to see where a loaded server spends its time. It sits behind the admin token.
+func (s *Server) profiler() handler {
+	h := fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(pprof.Index))
+	named := map[string]fasthttp.RequestHandler{
+		"cmdline": fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Cmdline),
+		"profile": fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile),
+		"symbol":  fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Symbol),
+		"trace":   fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Trace),
+	}
+	return func(ctx *fasthttp.RequestCtx) error {
+		if n, ok := named[pathParam(ctx, "name")]; ok {
+			n(ctx)
+			return nil
+		}
+		h(ctx) // the index and the named runtime profiles (heap, goroutine, ...)
+		return nil
+	}
+}
 
 func (s *Server) metricsHandler() fasthttp.RequestHandler {
 	h := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})

@@ -95,6 +95,7 @@ func (s *Server) opsRouter() fasthttp.RequestHandler {
 	r.POST("/admin/orders/{id}/revision", admin(s.requestRevision))
 	r.POST("/admin/orders/{id}/scope", admin(s.changeScope))
 	r.GET("/admin/backup", admin(s.backup))
+	r.GET("/debug/pprof/{name?}", admin(s.profiler()))
 	r.GET("/metrics", s.metricsHandler())
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
