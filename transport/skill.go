@@ -66,9 +66,7 @@ func (s *Server) skill(ctx *fasthttp.RequestCtx) error {
 	}
 	content, hash, _ := pkg.File(skill.SkillFile)
 
-	ctx.Response.Header.Set(fasthttp.HeaderETag, `"`+hash+`"`)
-	if etagMatches(ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch), hash) {
-		ctx.SetStatusCode(fasthttp.StatusNotModified)
+	if notModified(ctx, hash) {
 		return nil
 	}
 	return writeJSON(ctx, fasthttp.StatusOK, skillReply{
@@ -96,14 +94,23 @@ func (s *Server) skillFile(ctx *fasthttp.RequestCtx) error {
 		return notFound("no skill file %q; the files are %v", name, skill.Files)
 	}
 
-	ctx.Response.Header.Set(fasthttp.HeaderETag, `"`+hash+`"`)
-	if etagMatches(ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch), hash) {
-		ctx.SetStatusCode(fasthttp.StatusNotModified)
+	if notModified(ctx, hash) {
 		return nil
 	}
 	ctx.Response.Header.SetContentType(skill.ContentType(name))
 	ctx.SetBody(content)
 	return nil
+}
+
+// notModified sets the ETag of a file with the hash, and answers 304 if the client already has
+// that version (If-None-Match).
+func notModified(ctx *fasthttp.RequestCtx, hash string) bool {
+	ctx.Response.Header.Set(fasthttp.HeaderETag, `"`+hash+`"`)
+	if !etagMatches(ctx.Request.Header.Peek(fasthttp.HeaderIfNoneMatch), hash) {
+		return false
+	}
+	ctx.SetStatusCode(fasthttp.StatusNotModified)
+	return true
 }
 
 // etagMatches reports whether an If-None-Match header names hash, quoted or not, alone or in a

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +36,7 @@ func TestPromScrapeReflectsTraffic(t *testing.T) {
 		t.Skip("end-to-end test; skipped with -short")
 	}
 	promBin := promFindBinary(t, "prometheus")
-	heeprd := promStartHeeprd(t, promBuildHeeprd(t))
+	heeprd := promStartHeeprd(t, heeprdBinary(t))
 	prom := promStartPrometheus(t, promBin, heeprd.ops)
 
 	// Three agents: a and b poll 5 times each with nothing queued; c gets one order, then
@@ -101,44 +100,11 @@ func promFindBinary(t *testing.T, name string) string {
 	return ""
 }
 
-// promBuildHeeprd builds this package into a temporary directory.
-func promBuildHeeprd(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("find the go tool: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "heeprd")
-	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// promLog collects a child's output; the child writes while the test reads.
-type promLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *promLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *promLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // promProc is a child process the test started and alone stops, by its PID.
 type promProc struct {
 	name   string
 	cmd    *exec.Cmd
-	log    promLog
+	log    lockedBuffer
 	exited chan struct{}
 }
 
