@@ -30,7 +30,7 @@
 //
 // # Mailboxes
 //
-// Mailboxes are unbounded lock-free queues: a bounded mailbox blocks the sender (an HTTP worker)
+// Mailboxes are unbounded (mailbox.go): a bounded mailbox blocks the sender (an HTTP worker)
 // when full. The HTTP listeners bound the work in flight instead (--max-conns), and a request
 // waits at most --ask-timeout for its answer.
 package actors

@@ -63,7 +63,7 @@ func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
 	}
 	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed()}
 	f.props = actor.PropsFromProducer(func() actor.Actor { return &shell{fleet: f} },
-		actor.WithMailbox(actor.UnboundedLockfree()),
+		actor.WithMailbox(newMailbox),
 		actor.WithDispatcher(NewWorkerDispatcher(0, 300)))
 	for i := range f.shards {
 		f.shards[i].refs = make(map[string]*Ref)

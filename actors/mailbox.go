@@ -1,0 +1,145 @@
+package actors
+
+import (
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// mailbox is the agents' mailbox: two queues under one mutex. protoactor's unbounded mailboxes
+// keep two lock-free queues with a stub node each (about ten heap objects per actor) and
+// allocate a node per message and a closure per wake-up. An agent is idle almost always, so its
+// mailbox should cost little when empty: here the queues are slices that keep their capacity
+// between polls, and the function handed to the dispatcher is made once.
+//
+// It implements protoactor's mailbox contract: system messages before user messages, user
+// messages held while suspended, at most the dispatcher's throughput per turn, and a panic
+// escalated to the actor's supervisor with the message that caused it. Message batches are not
+// unpacked: agents are never sent any.
+type mailbox struct {
+	mu        sync.Mutex
+	user      queue
+	system    queue
+	running   bool // scheduled on the dispatcher, or processing
+	suspended bool
+
+	invoker    actor.MessageInvoker
+	dispatcher actor.Dispatcher
+	process    func() // m.run, made once
+}
+
+// newMailbox is the mailbox producer of agent actors.
+func newMailbox() actor.Mailbox { return &mailbox{} }
+
+// queue is a FIFO over a slice whose backing array is reused once it empties.
+type queue struct {
+	items []any
+	head  int
+}
+
+func (q *queue) push(v any) { q.items = append(q.items, v) }
+
+func (q *queue) len() int { return len(q.items) - q.head }
+
+func (q *queue) pop() any {
+	v := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return v
+}
+
+// PostUserMessage queues a message and schedules the mailbox if it was idle.
+func (m *mailbox) PostUserMessage(msg any) {
+	m.mu.Lock()
+	m.user.push(msg)
+	start := !m.running && !m.suspended
+	m.running = m.running || start
+	m.mu.Unlock()
+	if start {
+		m.dispatcher.Schedule(m.process)
+	}
+}
+
+// PostSystemMessage queues a system message and schedules the mailbox if it was idle.
+func (m *mailbox) PostSystemMessage(msg any) {
+	m.mu.Lock()
+	m.system.push(msg)
+	start := !m.running
+	m.running = true
+	m.mu.Unlock()
+	if start {
+		m.dispatcher.Schedule(m.process)
+	}
+}
+
+// RegisterHandlers is called once, before any message is posted.
+func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
+	m.invoker, m.dispatcher = invoker, dispatcher
+	m.process = m.run
+}
+
+// Start does nothing: the mailbox has no middleware to start.
+func (m *mailbox) Start() {}
+
+// UserMessageCount is the number of user messages waiting.
+func (m *mailbox) UserMessageCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.user.len()
+}
+
+// run handles messages until the queues are empty (then the mailbox is idle again) or the
+// turn's throughput is spent (then it is scheduled again, so other mailboxes get a worker).
+func (m *mailbox) run() {
+	for range max(m.dispatcher.Throughput(), 1) {
+		msg, system, ok := m.next()
+		if !ok {
+			return
+		}
+		m.invoke(msg, system)
+	}
+	m.dispatcher.Schedule(m.process)
+}
+
+// next takes the next message to handle, or marks the mailbox idle if there is none.
+func (m *mailbox) next() (msg any, system, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.system.len() > 0:
+		return m.system.pop(), true, true
+	case !m.suspended && m.user.len() > 0:
+		return m.user.pop(), false, true
+	}
+	m.running = false
+	return nil, false, false
+}
+
+func (m *mailbox) invoke(msg any, system bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.invoker.EscalateFailure(r, msg)
+		}
+	}()
+	if !system {
+		m.invoker.InvokeUserMessage(msg)
+		return
+	}
+	switch msg.(type) {
+	case *actor.SuspendMailbox:
+		m.setSuspended(true)
+	case *actor.ResumeMailbox:
+		m.setSuspended(false)
+	default:
+		m.invoker.InvokeSystemMessage(msg)
+	}
+}
+
+func (m *mailbox) setSuspended(s bool) {
+	m.mu.Lock()
+	m.suspended = s
+	m.mu.Unlock()
+}
