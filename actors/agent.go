@@ -99,11 +99,10 @@ type agent struct {
 	skill  map[string]string // replaced, never modified, so it can be handed out
 	budget bucket
 
-	leasedUpTo uint64    // events up to this sequence were handed to a poll that may still drain them
-	leaseUntil time.Time // after this, leased events are handed out again
+	leasedUpTo uint64 // events up to this sequence were handed to a poll that may still drain them
+	leaseUntil int64  // unix nanoseconds after which leased events are handed out again
 
-	remembered      map[string]*Remembered // idempotent answers by key
-	rememberedOrder []*Remembered          // the same, oldest first, for expiry
+	answers *answers // idempotent answers; nil until the agent sends an Idempotency-Key
 }
 
 func newAgent(env *Env, ref *Ref, snap *Snapshot) *agent {
@@ -126,12 +125,14 @@ func (a *agent) restoreRemembered(records []*Remembered) {
 	if len(records) == 0 {
 		return
 	}
-	a.rememberedOrder = slices.SortedFunc(slices.Values(records), func(x, y *Remembered) int {
-		return x.At.Compare(y.At)
-	})
-	a.remembered = make(map[string]*Remembered, len(records))
+	a.answers = &answers{
+		byKey: make(map[string]*Remembered, len(records)),
+		oldest: slices.SortedFunc(slices.Values(records), func(x, y *Remembered) int {
+			return x.At.Compare(y.At)
+		}),
+	}
 	for _, r := range records {
-		a.remembered[r.Key] = r
+		a.answers.byKey[r.Key] = r
 	}
 }
 

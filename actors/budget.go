@@ -15,7 +15,7 @@ type Budget struct {
 // bucket is one agent's share of its budget.
 type bucket struct {
 	tokens float64
-	at     time.Time // when tokens was last refilled; zero: full
+	at     int64 // unix nanoseconds of the last refill; zero: full
 }
 
 // take spends one token, or says how long until one is available.
@@ -24,12 +24,12 @@ func (b *bucket) take(budget Budget, now time.Time) error {
 		return nil
 	}
 	burst := math.Max(budget.Burst, 1)
-	if b.at.IsZero() {
+	if b.at == 0 {
 		b.tokens = burst
-	} else if elapsed := now.Sub(b.at).Seconds(); elapsed > 0 {
+	} else if elapsed := time.Duration(now.UnixNano() - b.at).Seconds(); elapsed > 0 {
 		b.tokens = math.Min(burst, b.tokens+elapsed*budget.Rate)
 	}
-	b.at = now
+	b.at = now.UnixNano()
 
 	if b.tokens < 1 {
 		wait := time.Duration((1 - b.tokens) / budget.Rate * float64(time.Second))

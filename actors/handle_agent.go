@@ -49,7 +49,7 @@ func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
 	a.env.Online.Heartbeat(a.lastPolled(), now)
 	a.ref.heartbeat(now)
 	fresh := a.events
-	if now.Before(a.leaseUntil) {
+	if now.UnixNano() < a.leaseUntil {
 		for len(fresh) > 0 && fresh[0].Seq <= a.leasedUpTo {
 			fresh = fresh[1:]
 		}
@@ -59,7 +59,7 @@ func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
 	}
 
 	events := slices.Clone(fresh)
-	a.leasedUpTo, a.leaseUntil = events[len(events)-1].Seq, now.Add(a.env.pollLease())
+	a.leasedUpTo, a.leaseUntil = events[len(events)-1].Seq, now.Add(a.env.pollLease()).UnixNano()
 	return &PollResult{Events: events, Rules: a.env.Rules(a.skillSource())}, []Change{Barrier{}}, nil
 }
 

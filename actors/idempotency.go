@@ -76,7 +76,7 @@ func (a *agent) once(idem Idempotency, key SecretHash, now time.Time,
 	if err := a.authenticate(key, now); err != nil {
 		return nil, nil, err
 	}
-	if r, ok := a.remembered[idem.Key]; ok && now.Sub(r.At) <= a.idempotencyTTL() {
+	if r := a.answers.lookup(idem.Key); r != nil && now.Sub(r.At) <= a.idempotencyTTL() {
 		if r.Fingerprint != idem.Fingerprint {
 			return nil, nil, fmt.Errorf("%w: key %q", ErrIdempotencyReused, idem.Key)
 		}
@@ -94,22 +94,54 @@ func (a *agent) once(idem Idempotency, key SecretHash, now time.Time,
 
 // remember keeps an answer and forgets those older than the retention.
 func (a *agent) remember(r *Remembered, now time.Time) []Change {
-	if a.remembered == nil {
-		a.remembered = make(map[string]*Remembered)
+	if a.answers == nil {
+		a.answers = &answers{byKey: make(map[string]*Remembered)}
 	}
-	a.remembered[r.Key] = r
-	a.rememberedOrder = append(a.rememberedOrder, r)
+	a.answers.byKey[r.Key] = r
+	a.answers.oldest = append(a.answers.oldest, r)
 	changes := []Change{PutRemembered{AgentID: a.state.ID, Record: r}}
 
-	for len(a.rememberedOrder) > 0 && now.Sub(a.rememberedOrder[0].At) > a.idempotencyTTL() {
-		old := a.rememberedOrder[0]
-		a.rememberedOrder = a.rememberedOrder[1:]
-		if a.remembered[old.Key] == old {
-			delete(a.remembered, old.Key)
-			changes = append(changes, DeleteRemembered{AgentID: a.state.ID, Key: old.Key})
-		}
+	for _, key := range a.answers.expire(now, a.idempotencyTTL()) {
+		changes = append(changes, DeleteRemembered{AgentID: a.state.ID, Key: key})
 	}
 	return changes
+}
+
+// answers are an agent's remembered idempotent answers, by key and oldest first.
+type answers struct {
+	byKey  map[string]*Remembered
+	oldest []*Remembered
+}
+
+// lookup finds the answer under a key; a nil set has none.
+func (s *answers) lookup(key string) *Remembered {
+	if s == nil {
+		return nil
+	}
+	return s.byKey[key]
+}
+
+// len is how many answers are kept.
+func (s *answers) len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.byKey)
+}
+
+// expire forgets the answers older than ttl and returns their keys. An answer replaced under
+// its key by a newer one is dropped from the order without forgetting the newer one.
+func (s *answers) expire(now time.Time, ttl time.Duration) []string {
+	var keys []string
+	for len(s.oldest) > 0 && now.Sub(s.oldest[0].At) > ttl {
+		old := s.oldest[0]
+		s.oldest = s.oldest[1:]
+		if s.byKey[old.Key] == old {
+			delete(s.byKey, old.Key)
+			keys = append(keys, old.Key)
+		}
+	}
+	return keys
 }
 
 func (a *agent) idempotencyTTL() time.Duration {

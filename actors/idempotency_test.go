@@ -101,7 +101,7 @@ func TestIdempotentFailureIsNotRemembered(t *testing.T) {
 	msg := &Deliver{Key: h, Idem: idem("k", 1), OrderID: o.ID, Text: "x"}
 	_, changes, err := ta.handle(msg, t0)
 	wantErr(t, err, ErrInvalidState)
-	if changes != nil || len(ta.remembered) != 0 {
+	if changes != nil || ta.answers.len() != 0 {
 		t.Fatalf("failed request remembered: %s", kinds(changes))
 	}
 	o.State = InProgress
@@ -207,7 +207,7 @@ func TestIdempotencyRestored(t *testing.T) {
 		changes[1].(DeleteRemembered).Key != "a" {
 		t.Errorf("changes = %s", kinds(changes))
 	}
-	if _, ok := a.remembered["b"]; !ok {
+	if _, ok := a.answers.byKey["b"]; !ok {
 		t.Error("b forgotten early")
 	}
 }
