@@ -1,6 +1,10 @@
 package persistence
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+)
 
 // Sentinel errors of the store.
 var (
@@ -12,6 +16,7 @@ var (
 	ErrBroken = errors.New("persistence: store failed an earlier commit")
 	// ErrClosed is returned for writes after Close.
 	ErrClosed = errors.New("persistence: store closed")
-	// ErrNotFound is returned when a file has no stored bytes.
-	ErrNotFound = errors.New("persistence: not found")
+	// ErrNotFound is returned when a file has no stored bytes. It matches fs.ErrNotExist, so
+	// callers need not import this package to recognise it.
+	ErrNotFound = fmt.Errorf("persistence: not found: %w", fs.ErrNotExist)
 )

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"strconv"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/heepr/heeprd/actors"
-	"github.com/heepr/heeprd/persistence"
 )
 
 type placeOrderBody struct {
@@ -105,7 +105,7 @@ func (s *Server) getFile(ctx *fasthttp.RequestCtx) error {
 	meta := v.(*actors.FileMeta)
 
 	data, err := s.files.ReadFile(id, n, name)
-	if errors.Is(err, persistence.ErrNotFound) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: file %q is recorded but its bytes are missing", actors.ErrInternal, name)
 	}
 	if err != nil {

@@ -39,7 +39,8 @@ type Config struct {
 	AuthFailures actors.Budget
 }
 
-// Storage is what the transport reads from storage directly: delivered files and backups.
+// Storage is what the transport reads from storage directly: delivered files (a missing one is
+// an error matching fs.ErrNotExist) and backups.
 type Storage interface {
 	ReadFile(orderID string, delivery int, name string) ([]byte, error)
 	Backup(w io.Writer) error
