@@ -3,6 +3,8 @@ package persistence
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -97,14 +99,41 @@ func encodeChange(c actors.Change) (entry, error) {
 	return entry{key: key, value: b}, err
 }
 
-// FlushHeartbeats stores the poll times that changed since the last flush. They are not waited
-// for: a poll time is the one thing allowed to lag on disk.
+// heartbeatChunk bounds the poll times written in one transaction: badger refuses a transaction
+// of more than about 52k entries at heeprd's memtable size, and a fleet can poll far more often
+// than that within one snapshot interval.
+const heartbeatChunk = 10_000
+
+// FlushHeartbeats stores the poll times that changed since the last flush, in chunks that each
+// commit on their own. They are not waited for: a poll time is the one thing allowed to lag on
+// disk. done is called once, after the last chunk, with the first error if any failed.
 func (s *Store) FlushHeartbeats(beats []actors.Heartbeat, done func(error)) {
-	entries := make([]entry, len(beats))
-	for i, b := range beats {
-		entries[i] = entry{key: heartbeatKey(b.AgentID), value: encodeTime(b.LastPoll)}
+	if len(beats) == 0 {
+		go done(nil)
+		return
 	}
-	s.enqueue(pending{entries: entries, done: done})
+	var (
+		mu       sync.Mutex
+		firstErr error
+		left     = (len(beats) + heartbeatChunk - 1) / heartbeatChunk
+	)
+	chunkDone := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		if left--; left == 0 {
+			done(firstErr)
+		}
+	}
+	for chunk := range slices.Chunk(beats, heartbeatChunk) {
+		entries := make([]entry, len(chunk))
+		for i, b := range chunk {
+			entries[i] = entry{key: heartbeatKey(b.AgentID), value: encodeTime(b.LastPoll)}
+		}
+		s.enqueue(pending{entries: entries, done: chunkDone})
+	}
 }
 
 // commitLoop commits whatever has queued, in order, until Close.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -147,9 +148,20 @@ func (s *Store) ReadFile(orderID string, delivery int, name string) ([]byte, err
 type badgerLogger struct{ log *slog.Logger }
 
 func (l badgerLogger) Errorf(f string, a ...any)   { l.at(slog.LevelError, f, a) }
-func (l badgerLogger) Warningf(f string, a ...any) { l.at(slog.LevelWarn, f, a) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.at(warnLevel(f), f, a) }
 func (l badgerLogger) Infof(f string, a ...any)    { l.at(slog.LevelDebug, f, a) }
 func (l badgerLogger) Debugf(f string, a ...any)   { l.at(slog.LevelDebug, f, a) }
+
+// warnLevel lowers badger's cache-sizing advice to debug. heeprd reads badger only at start-up
+// and for file downloads, so the block cache always looks too small, and badger says so every
+// minute for good.
+func warnLevel(format string) slog.Level {
+	if strings.Contains(format, "might be too small") ||
+		strings.Contains(format, "Cache life expectancy") {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
 
 // at formats and logs a line only if the level is enabled: badger logs every compaction.
 func (l badgerLogger) at(level slog.Level, format string, args []any) {

@@ -3,6 +3,7 @@ package persistence
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -224,5 +225,36 @@ func TestSchemaMismatchRefusesToOpen(t *testing.T) {
 	s.Close()
 	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("open err = %v, want ErrCorrupt", err)
+	}
+}
+
+// TestFlushManyHeartbeats writes more poll times than one badger transaction holds.
+func TestFlushManyHeartbeats(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 60_000 // above badger's ~52k entries per transaction at our memtable size
+	beats := make([]actors.Heartbeat, n)
+	for i := range beats {
+		beats[i] = actors.Heartbeat{AgentID: fmt.Sprintf("agt_%016d", i), LastPoll: time.Unix(1, 0)}
+	}
+	done := make(chan error, 2)
+	s.FlushHeartbeats(beats, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatalf("flush of %d heartbeats: %v", n, err)
+	}
+	count := 0
+	if err := s.scan(prefixHeartbeat, func(string, []byte) error { count++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if count != n {
+		t.Errorf("%d heartbeats stored, want %d", count, n)
+	}
+	select {
+	case err := <-done:
+		t.Errorf("done called twice (second: %v)", err)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
