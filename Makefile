@@ -55,7 +55,7 @@ crashtest: build ## kill heeprd 50 times under a write workload and check every 
 
 loadtest: build ## about a minute of load: heeprd's empty-poll path against a bare fasthttp ceiling
 	$(GO) run ./bench poll --spawn $(BIN) --agents 10000 --connections 64 --warmup 3s \
-		--duration 15s --ceiling --server-args=--agent-rate=0
+		--duration 15s --ceiling --pin --server-args=--agent-rate=0
 
 clean: ## remove the binary (the data directory is left alone)
 	rm -rf bin

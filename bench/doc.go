@@ -35,9 +35,20 @@
 // scheduled at start+i/R and its latency is measured from that scheduled time, so a stalled
 // server shows as latency instead of as fewer requests (coordinated omission corrected).
 // --warmup traffic is not counted. With --ceiling the same load is also run against a bare
-// fasthttp server answering {} inside the harness, right before and right after heeprd, and the
-// report gives heeprd's throughput and p99 as ratios to the mean of the two ceiling runs. The
-// ceiling server shares the harness's CPU, as heeprd does on a 2-core machine.
+// fasthttp server answering {}, right before and right after heeprd, and the report gives
+// heeprd's throughput and p99 as ratios to the mean of the two ceiling runs. Without --pin the
+// ceiling server runs inside the harness while heeprd is a process of its own, so on 2 cores
+// the ratio also measures how the OS splits them; use --pin for figures to compare.
+//
+// --pin (poll and ceiling) measures as the reference method does (wrk on one core, the server
+// on the other): the harness pins every thread of itself, the load generator, to the first CPU
+// it may use (CPU 0) with GOMAXPROCS 1, and starts the server under test on the second (CPU 1)
+// under taskset: the spawned heeprd and, with --ceiling, the ceiling server as a process of its
+// own (the internal ceiling-server mode below, started for each ceiling run and stopped with
+// SIGTERM after it). A Go server started on one CPU runs with GOMAXPROCS 1. --pin needs --spawn
+// (a running server is not the harness's to pin: start it under taskset -c 1 and the harness
+// under taskset -c 0 instead) and 2 CPUs; with fewer it runs unpinned and says so on stderr and
+// in the report's notes. Only Linux can pin.
 //
 // mixed is a day in the life: every agent polls every --cadence, varied by ±--jitter, measured
 // from its planned poll time; orders are placed through POST /admin/orders at --order-rate for
@@ -52,7 +63,14 @@
 // agents exceeds that budget and then mostly measures the 429 path; the report says so. Spread
 // the load over more agents, or spawn with --server-args=--agent-rate=0 to measure the poll path.
 //
-// ceiling runs only the bare in-process server, with the poll load flags.
+// ceiling runs only the bare server, with the poll load flags and --pin: inside the harness, or
+// with --pin as a ceiling-server process on the second CPU.
+//
+// ceiling-server (internal, started by --pin; not in the usage) runs only the bare fasthttp
+// server answering {} as application/json on --addr (a loopback IP literal and port; the
+// default 127.0.0.1:0 takes a free port), prints "listening ADDR" on stdout once it accepts
+// connections, and serves until SIGTERM or SIGINT. It dies with the harness (parent-death
+// signal).
 //
 // crash checks heeprd's durability promise: a 2xx answer to a write means the write survives
 // kill -9. It needs --spawn (it kills and restarts its own heeprd, with fsync on unless --fsync
@@ -93,7 +111,11 @@
 // A table on stdout: per run requests, rate, errors and latency p50/p90/p99/p99.9/max from an
 // HDR histogram with microsecond resolution, then errors by class: the HTTP status with the
 // envelope's code ("503 unavailable") or a network class ("net timeout"). Failed requests are
-// in the latency figures too. --json prints the same as JSON instead. A progress line goes to
+// in the latency figures too. In poll and ceiling mode the header says which CPUs each side
+// could run on, read back from the kernel for every thread of each process during the run:
+// "cpus  harness 0 (GOMAXPROCS 1)  heeprd 1  ceiling 1 (own process)  pinned" (the "cpus"
+// object in JSON, with pinned, harness, harness_gomaxprocs, heeprd, ceiling and
+// ceiling_process "own" or "harness"). --json prints the same as JSON instead. A progress line goes to
 // stderr about twice a second when stderr is a terminal, or always with --progress. Exit status
 // is 0 after a run even if it counted errors, 1 when the harness failed, 2 for bad flags.
 //
@@ -104,7 +126,7 @@
 //
 //	go build -o bin/heeprd ./cmd/heeprd
 //	go run ./bench poll --spawn bin/heeprd --agents 1000 --connections 64 --duration 10s \
-//		--ceiling
+//		--ceiling --pin --server-args=--agent-rate=0
 //	go run ./bench poll --spawn bin/heeprd --agents 1000 --rate 20000 --duration 10s
 //	go run ./bench mixed --spawn bin/heeprd --agents 5000 --cadence 5s --order-rate 50 \
 //		--duration 30s

@@ -6,6 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -67,6 +70,52 @@ func TestEndToEnd(t *testing.T) {
 	rep = runJSON(t, "poll", []string{"--spawn", bin, "--fsync=false"}, "--agents", "5",
 		"--connections", "2", "--rate", "50", "--duration", "1s", "--warmup", "0s")
 	wantCounts(t, rep, "heeprd")
+
+	// Pinned, the ceiling is a process of its own; every side says where it ran.
+	procs := runtime.GOMAXPROCS(0)
+	rep = runJSON(t, "poll", []string{"--spawn", bin, "--fsync=false",
+		"--server-args=--agent-rate=0"}, "--agents", "5", "--connections", "4",
+		"--duration", "2s", "--warmup", "0s", "--ceiling", "--pin")
+	wantCounts(t, rep, "ceiling-before", "heeprd", "ceiling-after")
+	wantPinned(t, rep, procs)
+}
+
+// wantPinned checks the CPUs a --pin --ceiling report gives: the harness on the first CPU it
+// may use, heeprd and the ceiling server on the second, or, with fewer than 2 CPUs, no pinning
+// and a note saying so.
+// It also checks that the test process got its CPUs and GOMAXPROCS (procsBefore) back.
+func wantPinned(t *testing.T, rep *report, procsBefore int) {
+	t.Helper()
+	c := rep.CPUs
+	if c == nil || rep.Ceiling == nil || rep.Ceiling.ThroughputRatio == 0 {
+		t.Fatalf("cpus %+v, ceiling %+v: want both", c, rep.Ceiling)
+	}
+	allowed, err := allowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := planPin(allowed)
+	if err != nil {
+		t.Logf("not pinned: %v", err)
+		if c.Pinned || len(rep.Notes) == 0 || !strings.Contains(rep.Notes[0], "--pin skipped") {
+			t.Errorf("cpus %+v, notes %q: want unpinned with a note", c, rep.Notes)
+		}
+		return
+	}
+	load, server := strconv.Itoa(plan.load), strconv.Itoa(plan.server)
+	want := cpuReport{Pinned: true, Harness: load, HarnessProcs: 1, Heeprd: server,
+		Ceiling: server, CeilingProcess: "own"}
+	if *c != want {
+		t.Errorf("cpus %+v, want %+v", *c, want)
+	}
+	if runtime.GOMAXPROCS(0) != procsBefore {
+		t.Errorf("GOMAXPROCS %d after the pinned run, want %d back", runtime.GOMAXPROCS(0),
+			procsBefore)
+	}
+	if got, _ := processCPUs(os.Getpid()); got != formatCPUs(allowed) {
+		t.Errorf("test process still on CPUs %q after the pinned run, want %q", got,
+			formatCPUs(allowed))
+	}
 }
 
 func buildHeeprd(t *testing.T) string {

@@ -33,6 +33,8 @@ var modes = map[string]func(ctx context.Context, o *options, stdout, stderr io.W
 	"mixed":     runMixed,
 	"ceiling":   runCeiling,
 	"crash":     runCrash,
+	// internal: the bare server alone, started by --pin (not in the usage)
+	ceilingServerMode: runCeilingServer,
 }
 
 func main() {

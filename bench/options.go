@@ -34,7 +34,8 @@ type options struct {
 	duration, warmup           time.Duration
 	rate                       float64
 	maxRequests                int64
-	ceiling                    bool
+	ceiling, pin               bool
+	addr                       string // ceiling-server: where to listen
 	cadence, drain             time.Duration
 	jitter, orderRate          float64
 	orderConns                 int
@@ -60,9 +61,13 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 		o.agentFlags(fs)
 		o.loadFlags(fs, 10*time.Second, true)
 		fs.BoolVar(&o.ceiling, "ceiling", false,
-			"measure a bare in-process fasthttp server before and after heeprd and report ratios")
+			"measure a bare fasthttp server before and after heeprd and report ratios")
+		o.pinFlag(fs)
 	case "ceiling":
 		o.loadFlags(fs, 10*time.Second, true)
+		o.pinFlag(fs)
+	case ceilingServerMode:
+		fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "listen here (loopback; port 0: any)")
 	case "mixed":
 		o.targetFlags(fs)
 		o.agentFlags(fs)
@@ -123,6 +128,12 @@ func (o *options) loadFlags(fs *flag.FlagSet, duration time.Duration, openLoop b
 	fs.Int64Var(&o.maxRequests, "requests", defaultMaxReqs, "stop after this many requests")
 }
 
+func (o *options) pinFlag(fs *flag.FlagSet) {
+	fs.BoolVar(&o.pin, "pin", false, "pin the harness to one CPU and the server under test "+
+		"(spawned heeprd, ceiling server as a process of its own) to another; "+
+		"needs 2 CPUs, else runs unpinned with a note")
+}
+
 func (o *options) mixedFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.cadence, "cadence", time.Minute, "each agent polls this often")
 	fs.Float64Var(&o.jitter, "jitter", 0.2, "poll intervals vary by up to this fraction, 0 to 0.9")
@@ -176,6 +187,15 @@ func (o *options) validate() error {
 		check(o.drain >= 0 && o.drain <= maxDuration, "--drain must be 0 to 1h")
 		if o.drain == 0 {
 			o.drain = time.Duration(float64(o.cadence)*(1+o.jitter)) + time.Second
+		}
+	}
+	if o.pin && o.hasTarget {
+		check(o.spawn != "", "--pin needs --spawn: the harness pins only servers it starts "+
+			"(start yours under taskset -c 1 and the harness under taskset -c 0 instead)")
+	}
+	if o.mode == ceilingServerMode {
+		if err := checkServeAddr(o.addr); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if o.mode == "crash" {

@@ -37,7 +37,7 @@ func TestPollShotRotatesKeys(t *testing.T) {
 // BenchmarkPollShot measures one poll of the load generator against the bare server; it
 // should report 0 allocs/op, so that the generator stays lean next to the server it loads.
 func BenchmarkPollShot(b *testing.B) {
-	bare, err := startBare()
+	bare, err := startBare("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,7 @@ type report struct {
 	Mode      string            `json:"mode"`
 	Target    string            `json:"target,omitempty"`
 	Settings  map[string]string `json:"settings"`
+	CPUs      *cpuReport        `json:"cpus,omitempty"`
 	Runs      []seriesSummary   `json:"runs"`
 	Provision *provisionResult  `json:"provision,omitempty"`
 	Ceiling   *ceilingResult    `json:"ceiling,omitempty"`
@@ -86,6 +87,9 @@ func (r *report) writeTable(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, settingsLine(r.Settings))
+	if r.CPUs != nil {
+		fmt.Fprintln(w, r.CPUs.line())
+	}
 	if p := r.Provision; p != nil {
 		fmt.Fprintf(w, "provisioned %d agents in %.2fs (%.0f agents/s)\n",
 			p.Agents, p.Seconds, p.Rate)

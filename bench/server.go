@@ -31,6 +31,7 @@ type server struct {
 	workDir               string // created by newServer and removed by Close; "" if none
 	fsync                 bool
 	extraArgs             []string // more heeprd flags, after the harness's own
+	cpu                   int      // started under taskset on this CPU; -1: not pinned
 	adminToken            string
 	agentAddr, opsAddr    string
 
@@ -52,7 +53,7 @@ func newServer(bin, dataDir string, fsync bool, extraArgs []string) (*server, er
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret) // never fails on supported platforms
 	return &server{bin: bin, dataDir: dataDir, logPath: filepath.Join(workDir, "heeprd.log"),
-		workDir: workDir, fsync: fsync, extraArgs: extraArgs,
+		workDir: workDir, fsync: fsync, extraArgs: extraArgs, cpu: -1,
 		adminToken: "adm_bench_" + hex.EncodeToString(secret)}, nil
 }
 
@@ -74,7 +75,10 @@ func (s *server) Start(ctx context.Context) error {
 
 	args := append([]string{"--addr", s.agentAddr, "--ops-addr", s.opsAddr, "--data", s.dataDir,
 		"--fsync=" + strconv.FormatBool(s.fsync), "--log-format", "json"}, s.extraArgs...)
-	cmd := exec.Command(s.bin, args...)
+	cmd, err := pinnedCommand(s.cpu, s.bin, args...)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	// The token goes through the environment twin of --admin-token, out of sight of ps.
 	cmd.Env = append(environWithout("HEEPR_"), "HEEPR_ADMIN_TOKEN="+s.adminToken)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

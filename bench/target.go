@@ -56,16 +56,26 @@ type target struct {
 
 // openTarget starts heeprd (--spawn) or checks the addresses of a running one (--target).
 func openTarget(ctx context.Context, o *options, log io.Writer) (*target, error) {
+	return openTargetOn(ctx, o, log, -1)
+}
+
+// openTargetOn is openTarget with a spawned heeprd pinned to cpu (under taskset) when cpu >= 0.
+func openTargetOn(ctx context.Context, o *options, log io.Writer, cpu int) (*target, error) {
 	if o.spawn != "" {
 		srv, err := newServer(o.spawn, o.dataDir, o.fsync, o.serverArgs)
 		if err != nil {
 			return nil, err
 		}
+		srv.cpu = cpu
 		if err := srv.Start(ctx); err != nil {
 			return nil, errors.Join(err, srv.Close())
 		}
-		fmt.Fprintf(log, "bench: started heeprd pid %d: agent API %s, ops %s, log %s\n",
-			srv.PID(), srv.agentAddr, srv.opsAddr, srv.logPath)
+		on := ""
+		if cpu >= 0 {
+			on = fmt.Sprintf(" on CPU %d", cpu)
+		}
+		fmt.Fprintf(log, "bench: started heeprd pid %d%s: agent API %s, ops %s, log %s\n",
+			srv.PID(), on, srv.agentAddr, srv.opsAddr, srv.logPath)
 		return &target{agentAddr: srv.agentAddr, opsAddr: srv.opsAddr, adminToken: srv.adminToken,
 			srv: srv, fresh: o.dataDir == "", timeout: o.timeout}, nil
 	}
