@@ -34,11 +34,7 @@ func (s *Server) placeOrder(ctx *fasthttp.RequestCtx) error {
 	}
 
 	v, err := s.askOwned(b.AgentID, msg)
-	if err != nil {
-		return err
-	}
-	r := v.(*actors.OrderResult)
-	return writeJSON(ctx, fasthttp.StatusCreated, orderReply{OrderID: r.OrderID, State: r.State})
+	return answerOrder(ctx, fasthttp.StatusCreated, v, err)
 }
 
 // orderMessage checks a new order's fields.
@@ -144,11 +140,7 @@ func (s *Server) decide(action actors.Action) handler {
 
 		id := pathParam(ctx, "id")
 		v, err := s.askOrder(id, &actors.OwnerDecision{OrderID: id, Action: action, Reason: b.Reason})
-		if err != nil {
-			return err
-		}
-		r := v.(*actors.OrderResult)
-		return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
+		return answerOrder(ctx, fasthttp.StatusOK, v, err)
 	}
 }
 
@@ -170,11 +162,7 @@ func (s *Server) requestRevision(ctx *fasthttp.RequestCtx) error {
 
 	id := pathParam(ctx, "id")
 	v, err := s.askOrder(id, &actors.RequestRevision{OrderID: id, Note: b.Note})
-	if err != nil {
-		return err
-	}
-	r := v.(*actors.OrderResult)
-	return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
+	return answerOrder(ctx, fasthttp.StatusOK, v, err)
 }
 
 type scopeBody struct {
@@ -194,11 +182,7 @@ func (s *Server) changeScope(ctx *fasthttp.RequestCtx) error {
 	}
 
 	v, err := s.askOrder(msg.OrderID, msg)
-	if err != nil {
-		return err
-	}
-	r := v.(*actors.OrderResult)
-	return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
+	return answerOrder(ctx, fasthttp.StatusOK, v, err)
 }
 
 func (s *Server) scopeMessage(id string, b *scopeBody) (*actors.ChangeScope, error) {

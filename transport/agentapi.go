@@ -99,6 +99,16 @@ type decisionBody struct {
 	Message string `json:"message"`
 }
 
+// answerOrder writes an order's id and new state, the answer of every call that only moves an
+// order, or returns err.
+func answerOrder(ctx *fasthttp.RequestCtx, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	r := v.(*actors.OrderResult)
+	return writeJSON(ctx, status, orderReply{OrderID: r.OrderID, State: r.State})
+}
+
 type orderReply struct {
 	OrderID string            `json:"order_id"`
 	State   actors.OrderState `json:"state"`
@@ -157,11 +167,7 @@ func (s *Server) orderDecision(ctx *fasthttp.RequestCtx, action string, reasons 
 	}
 
 	v, err := s.askAgent(agentID, build(key, idem, orderID, body))
-	if err != nil {
-		return err
-	}
-	r := v.(*actors.OrderResult)
-	return writeJSON(ctx, fasthttp.StatusOK, orderReply{OrderID: r.OrderID, State: r.State})
+	return answerOrder(ctx, fasthttp.StatusOK, v, err)
 }
 
 type statusBody struct {
