@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/heepr/heeprd/actors"
@@ -45,6 +47,9 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	byID := func(a, b *actors.Snapshot) int { return strings.Compare(a.State.ID, b.State.ID) }
+	slices.SortFunc(got, byID)
+	slices.SortFunc(want, byID)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("restored state differs:\n got %+v\nwant %+v", got, want)
 	}

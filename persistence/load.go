@@ -2,16 +2,15 @@ package persistence
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/heepr/heeprd/actors"
 )
 
-// Load reads every agent with its orders, queued events, skill files and last poll time. A
-// record that does not decode, or that belongs to no agent, fails the whole load with an error
-// naming its key: starting with part of the data would silently lose the rest.
+// Load reads every agent, in no particular order, with its orders, queued events, skill files
+// and last poll time. A record that does not decode, or that belongs to no agent, fails the whole
+// load with an error naming its key: starting with part of the data would silently lose the rest.
 func (s *Store) Load() ([]*actors.Snapshot, error) {
 	snaps := make(map[string]*actors.Snapshot)
 	steps := []struct {
@@ -35,8 +34,7 @@ func (s *Store) Load() ([]*actors.Snapshot, error) {
 	for _, snap := range snaps {
 		out = append(out, snap)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].State.ID < out[j].State.ID })
-	return out, nil
+	return out, nil // in no particular order
 }
 
 // scan calls read for every record under prefix, in key order.
