@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -48,8 +49,14 @@ func (e *RateLimitError) Error() string {
 	if reason == "" {
 		reason = ErrRateLimited.Error()
 	}
-	return fmt.Sprintf("%s; retry after %s", reason, e.RetryAfter.Round(time.Millisecond))
+	return fmt.Sprintf("%s; retry after %d s", reason, e.RetryAfterSeconds())
 }
 
 // Unwrap lets errors.Is match ErrRateLimited.
 func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
+
+// RetryAfterSeconds is the wait in whole seconds, rounded up and at least 1, as the Retry-After
+// header says it.
+func (e *RateLimitError) RetryAfterSeconds() int64 {
+	return max(int64(math.Ceil(e.RetryAfter.Seconds())), 1)
+}

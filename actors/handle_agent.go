@@ -58,7 +58,7 @@ func (a *agent) poll(m *Poll, now time.Time) (any, []Change, error) {
 		return emptyPoll, nil, nil
 	}
 
-	events := slices.Clone(fresh)
+	events := slices.Clone(fresh[:min(len(fresh), MaxEventsPerPoll)])
 	a.leasedUpTo, a.leaseUntil = events[len(events)-1].Seq, now.Add(a.env.pollLease()).UnixNano()
 	return &PollResult{Events: events, Rules: a.env.Rules(a.skillSource())}, []Change{Barrier{}}, nil
 }
@@ -81,6 +81,11 @@ func (a *agent) drain(m *Drain, now time.Time) (any, []Change, error) {
 	a.events = slices.Delete(a.events, 0, n)
 	return nil, changes, nil
 }
+
+// MaxEventsPerPoll bounds one poll's answer; an agent that gets this many polls again at once.
+// Without a bound a backlog would go out as one answer of any size, and be lost whole if the
+// connection broke while it was being read.
+const MaxEventsPerPoll = 100
 
 // emptyPoll is shared by every empty poll: it is never modified.
 var emptyPoll = &PollResult{}

@@ -419,3 +419,25 @@ func TestMessageKind(t *testing.T) {
 		})
 	}
 }
+
+func TestPollAnswersAtMostMaxEvents(t *testing.T) {
+	te := newTestEnv(journalSync)
+	ta := newTestAgent(te, defaultSettings())
+	_, h := ta.mustRegister(t, t0)
+	for range MaxEventsPerPoll + 5 {
+		ta.mustPlace(t, t0)
+	}
+	v, _, err := ta.poll(&Poll{Key: h}, t0.Add(time.Second))
+	wantErr(t, err, nil)
+	first := v.(*PollResult).Events
+	if len(first) != MaxEventsPerPoll || first[0].Seq != 1 {
+		t.Fatalf("first poll: %d events from seq %d, want %d from 1", len(first),
+			first[0].Seq, MaxEventsPerPoll)
+	}
+	v, _, err = ta.poll(&Poll{Key: h}, t0.Add(2*time.Second)) // while the first is leased
+	wantErr(t, err, nil)
+	if rest := v.(*PollResult).Events; len(rest) != 5 || rest[0].Seq != MaxEventsPerPoll+1 {
+		t.Fatalf("second poll: %d events, want the 5 after the first %d", len(rest),
+			MaxEventsPerPoll)
+	}
+}

@@ -21,6 +21,9 @@ const backupTrailer = 8 + sha256.Size
 var (
 	// ErrNotEmpty is returned by Restore for a data directory that already holds something.
 	ErrNotEmpty = errors.New("persistence: restore needs an empty or new directory")
+	// ErrInMemoryBackup is returned by Backup in --in-memory mode, whose delivered files live
+	// outside badger: a backup without them would be incomplete.
+	ErrInMemoryBackup = errors.New("persistence: an in-memory store cannot be backed up")
 	// ErrBadBackup is returned for input that is not a complete heeprd backup.
 	ErrBadBackup = errors.New("persistence: not a complete heeprd backup")
 )
@@ -28,6 +31,9 @@ var (
 // Backup writes a consistent copy of everything stored (files included). It may run while the
 // server serves: badger reads one snapshot of the database.
 func (s *Store) Backup(w io.Writer) error {
+	if s.memFiles != nil {
+		return ErrInMemoryBackup
+	}
 	h := sha256.New()
 	counter := &countingWriter{w: io.MultiWriter(w, h)}
 	if _, err := w.Write(backupMagic); err != nil {

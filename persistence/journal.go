@@ -17,6 +17,7 @@ type entry struct {
 	key    []byte
 	value  []byte
 	delete bool
+	file   bool // a delivered file's bytes, kept apart from badger in --in-memory mode
 }
 
 // pending is one Append: its entries commit together, then done is called.
@@ -91,7 +92,7 @@ func encodeChange(c actors.Change) (entry, error) {
 	case actors.DeleteRemembered:
 		return entry{key: rememberKey(c.AgentID, c.Key), delete: true}, nil
 	case actors.PutFile:
-		return entry{key: fileKey(c.OrderID, c.Delivery, c.Name), value: c.Data}, nil
+		return entry{key: fileKey(c.OrderID, c.Delivery, c.Name), value: c.Data, file: true}, nil
 	default:
 		panic(fmt.Sprintf("BUG: no encoding for change %T", c))
 	}
@@ -182,7 +183,7 @@ func (s *Store) commit(batch []pending) {
 	if err != nil && !errors.Is(err, badger.ErrTxnTooBig) {
 		s.broken.Store(true)
 		s.log.Error("commit failed; refusing further writes until restart",
-			"records", records(batch), "err", err)
+			"records", records(batch), "err", clip(err.Error()))
 	}
 	answer(batch, err)
 }
@@ -190,8 +191,13 @@ func (s *Store) commit(batch []pending) {
 func (s *Store) write(batch []pending) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
+	var files []entry
 	for _, p := range batch {
 		for _, e := range p.entries {
+			if e.file && s.memFiles != nil {
+				files = append(files, e)
+				continue
+			}
 			var err error
 			if e.delete {
 				err = txn.Delete(e.key)
@@ -205,6 +211,13 @@ func (s *Store) write(batch []pending) error {
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("commit %d records: %w", records(batch), err)
+	}
+	if len(files) > 0 {
+		s.memMu.Lock()
+		for _, f := range files {
+			s.memFiles[string(f.key)] = f.value
+		}
+		s.memMu.Unlock()
 	}
 	return nil
 }
@@ -223,4 +236,14 @@ func records(batch []pending) int {
 		n += len(p.entries)
 	}
 	return n
+}
+
+// clip shortens an error for the log: badger quotes whole records in some errors, and records
+// hold customer briefs and delivered text.
+func clip(msg string) string {
+	const limit = 160
+	if len(msg) <= limit {
+		return msg
+	}
+	return msg[:limit] + "... (clipped)"
 }

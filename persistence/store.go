@@ -46,6 +46,11 @@ type Store struct {
 	done    chan struct{}
 	broken  atomic.Bool
 	closeMu sync.Once
+
+	// memFiles holds delivered files in --in-memory mode, where badger could keep no value
+	// larger than 1 MiB. Keys are as in badger; only the committer writes it.
+	memMu    sync.RWMutex
+	memFiles map[string][]byte
 }
 
 // Open opens (or creates) the badger directory and starts the committer.
@@ -66,6 +71,9 @@ func Open(o Options) (*Store, error) {
 		WithIndexCacheSize(16 << 20).
 		WithValueThreshold(64 << 10) // files go to the value log, so a batch stays small
 	if o.InMemory {
+		// Without a value log every value is kept inline, so records may be up to badger's
+		// largest inline size, and delivered files live in a map of their own (memFiles).
+		opts = opts.WithValueThreshold(1 << 20)
 		opts.Dir, opts.ValueDir = "", ""
 	}
 	db, err := badger.Open(opts)
@@ -75,6 +83,9 @@ func Open(o Options) (*Store, error) {
 	s := &Store{
 		db: db, log: o.Log, obs: o.Observer, sync: o.Fsync,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	if o.InMemory {
+		s.memFiles = make(map[string][]byte)
 	}
 	if err := s.checkSchema(); err != nil {
 		return nil, errors.Join(err, db.Close())
@@ -125,6 +136,16 @@ func (s *Store) Close() error {
 
 // ReadFile returns the bytes of a delivered file.
 func (s *Store) ReadFile(orderID string, delivery int, name string) ([]byte, error) {
+	if s.memFiles != nil {
+		s.memMu.RLock()
+		data, ok := s.memFiles[string(fileKey(orderID, delivery, name))]
+		s.memMu.RUnlock()
+		if !ok {
+			return nil, fmt.Errorf("read file %q of delivery %d of %s: %w", name, delivery,
+				orderID, ErrNotFound)
+		}
+		return data, nil
+	}
 	var data []byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(fileKey(orderID, delivery, name))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,5 +258,35 @@ func TestFlushManyHeartbeats(t *testing.T) {
 	case err := <-done:
 		t.Errorf("done called twice (second: %v)", err)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestInMemoryKeepsLargeRecordsAndFiles: without a value log badger keeps values inline, so an
+// in-memory store must still take records and files as large as the request limits allow.
+func TestInMemoryKeepsLargeRecordsAndFiles(t *testing.T) {
+	s, err := Open(Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	order := sampleOrder()
+	order.Brief = strings.Repeat("b", 200<<10)
+	file := bytes.Repeat([]byte{0, 1, 2}, 4<<20) // 12 MiB
+	appendWait(t, s, actors.PutAgent{State: sampleState()}, actors.PutOrder{Order: order},
+		actors.PutFile{OrderID: order.ID, Delivery: 1, Name: "big.bin", Data: file})
+
+	snaps, err := s.Load()
+	if err != nil || len(snaps) != 1 || snaps[0].Orders[0].Brief != order.Brief {
+		t.Fatalf("load: %v", err)
+	}
+	data, err := s.ReadFile(order.ID, 1, "big.bin")
+	if err != nil || !bytes.Equal(data, file) {
+		t.Fatalf("file: %d bytes, %v", len(data), err)
+	}
+	if !s.Healthy() {
+		t.Error("store unhealthy after large writes")
+	}
+	if err := s.Backup(io.Discard); !errors.Is(err, ErrInMemoryBackup) {
+		t.Errorf("backup of an in-memory store: %v", err)
 	}
 }

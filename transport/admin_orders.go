@@ -42,8 +42,9 @@ func (s *Server) orderMessage(b *placeOrderBody) (*actors.PlaceOrder, error) {
 	if b.AgentID == "" {
 		return nil, invalid("field \"agent_id\" is required")
 	}
-	if b.Price == nil || *b.Price < 0 {
-		return nil, invalid("field \"price\" is required: a whole number of points, 0 or more")
+	if b.Price == nil || *b.Price < 0 || *b.Price > maxPrice {
+		return nil, invalid("field \"price\" is required: a whole number of points, 0 to %d",
+			maxPrice)
 	}
 	deadline, err := time.Parse(time.RFC3339, b.Deadline)
 	if err != nil {
@@ -65,6 +66,10 @@ func (s *Server) orderMessage(b *placeOrderBody) (*actors.PlaceOrder, error) {
 	return &actors.PlaceOrder{Gig: b.Gig, Scope: b.Scope, Tier: b.Tier, Brief: b.Brief,
 		Price: *b.Price, Deadline: deadline.UTC()}, nil
 }
+
+// maxPrice bounds an order's price in points, far above any real order, so that sums over
+// orders cannot overflow.
+const maxPrice = 1_000_000_000
 
 // askOrder forwards a message about an order to the agent the order id names.
 func (s *Server) askOrder(orderID string, msg any) (any, error) {

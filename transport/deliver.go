@@ -109,7 +109,7 @@ func (s *Server) decodeDeliveryMultipart(body []byte, boundary string, msg *acto
 }
 
 func (s *Server) readPart(part *multipart.Part, msg *actors.Deliver) error {
-	if part.FileName() != "" {
+	if rawFileName(part) != "" {
 		return s.readFilePart(part, msg)
 	}
 	value, err := readLimited(part, s.cfg.Limits.MaxTextBytes, "--max-text-bytes")
@@ -137,7 +137,7 @@ func (s *Server) readFilePart(part *multipart.Part, msg *actors.Deliver) error {
 		return fmt.Errorf("%w: more than %d files in one delivery (--max-files)",
 			actors.ErrTooLarge, l.MaxFiles)
 	}
-	name := part.FileName()
+	name := rawFileName(part)
 	if err := checkFileName(name); err != nil {
 		return err
 	}
@@ -157,6 +157,16 @@ func (s *Server) readFilePart(part *multipart.Part, msg *actors.Deliver) error {
 		Data:     data,
 	})
 	return nil
+}
+
+// rawFileName is a part's file name as the client sent it. Part.FileName strips any directory,
+// which would silently turn "../x" or "a/b" into another name; heeprd refuses those instead.
+func rawFileName(part *multipart.Part) string {
+	_, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+	if err != nil {
+		return part.FileName()
+	}
+	return params["filename"]
 }
 
 // readLimited reads a part whole, refusing one longer than the limit set by flag.

@@ -75,6 +75,8 @@ func TestDecodeDeliveryMultipart(t *testing.T) {
 		{"duplicate file name", []part{{"f", "a", "x"}, {"g", "a", "y"}},
 			actors.ErrInvalidRequest, nil},
 		{"unknown field", []part{{"note", "", "hi"}}, actors.ErrInvalidRequest, nil},
+		{"path in file name", []part{{"f", "../../etc/passwd", "x"}}, actors.ErrInvalidRequest, nil},
+		{"directory in file name", []part{{"f", "a/b.txt", "x"}}, actors.ErrInvalidRequest, nil},
 		{"text twice", []part{{"text", "", "a"}, {"text", "", "b"}}, actors.ErrInvalidRequest, nil},
 		{"relative url", []part{{"urls", "", "/x"}}, actors.ErrInvalidRequest, nil},
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -78,7 +77,7 @@ func retryAfter(err error, status int) string {
 	var limited *actors.RateLimitError
 	switch {
 	case errors.As(err, &limited):
-		return strconv.FormatInt(max(int64(math.Ceil(limited.RetryAfter.Seconds())), 1), 10)
+		return strconv.FormatInt(limited.RetryAfterSeconds(), 10)
 	case status == fasthttp.StatusServiceUnavailable:
 		return "1"
 	}

@@ -88,13 +88,14 @@ func (s *Server) AgentServer() *fasthttp.Server {
 
 // OpsServer returns the fasthttp server of the ops listener.
 func (s *Server) OpsServer() *fasthttp.Server {
-	return s.httpServer("ops", s.opsRouter(), max(s.cfg.MaxSkillBytes, 1<<20), "--max-skill-bytes")
+	return s.httpServer("ops", s.opsRouter(), max(s.cfg.MaxSkillBytes, 1<<20),
+		"--max-skill-bytes, or 1 MiB if that is less")
 }
 
 // httpServer builds one listener's server; flag names the setting behind its body limit.
 func (s *Server) httpServer(name string, h fasthttp.RequestHandler, maxBody int64,
 	flag string) *fasthttp.Server {
-	limit := fmt.Sprintf("the request body (%s)", flag)
+	limit := fmt.Sprintf("the request body (%s)", flag) // names the setting that limits it
 	return &fasthttp.Server{
 		Handler: limitBody(h, maxBody, limit),
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {

@@ -13,18 +13,27 @@ import (
 
 // loadAdminToken returns the admin token and the file it is kept in. A token given by flag is
 // used as is (and no file is written); otherwise the token in the data directory is read, or
-// generated there on first start with mode 0600. The token itself is never logged.
-func loadAdminToken(cfg *config) (token, file string, err error) {
+// generated there on first start with mode 0600. With --in-memory it goes to a temporary
+// directory that remove deletes. The token itself is never logged.
+func loadAdminToken(cfg *config) (token, file string, remove func(), err error) {
+	remove = func() {}
 	if cfg.AdminToken != "" {
-		return cfg.AdminToken, "(given by --admin-token)", nil
+		return cfg.AdminToken, "(given by --admin-token)", remove, nil
 	}
 	dir := cfg.DataDir
 	if cfg.InMemory {
 		if dir, err = os.MkdirTemp("", "heeprd-"); err != nil {
-			return "", "", fmt.Errorf("admin token: %w", err)
+			return "", "", remove, fmt.Errorf("admin token: %w", err)
 		}
+		remove = func() { os.RemoveAll(dir) }
 	}
-	file = filepath.Join(dir, "admin-token")
+	token, file, err = readOrCreateToken(filepath.Join(dir, "admin-token"))
+	return token, file, remove, err
+}
+
+// readOrCreateToken reads the token in file, or writes a new one there.
+func readOrCreateToken(file string) (token, path string, err error) {
+	dir := filepath.Dir(file)
 
 	data, err := os.ReadFile(file)
 	if err == nil {

@@ -110,7 +110,8 @@ func (c *config) define(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConns, "max-conns", 16384, "most connections served at once per listener")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-body-bytes", 32<<20, "largest agent API request body")
+	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-body-bytes", 34<<20,
+		"largest agent API request body (above --max-file-bytes, to leave room for multipart framing)")
 	fs.Int64Var(&c.Limits.MaxFileBytes, "max-file-bytes", 32<<20, "largest delivered file")
 	fs.IntVar(&c.Limits.MaxFiles, "max-files", 20, "most files in one delivery")
 	fs.Int64Var(&c.Limits.MaxTextBytes, "max-text-bytes", 64<<10,

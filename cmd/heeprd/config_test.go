@@ -19,7 +19,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"defaults", nil, nil, func(c *config) bool {
 			return c.Addr == ":8080" && c.OpsAddr == "127.0.0.1:9464" && c.Fsync &&
-				c.OnlineWindow == time.Hour && c.Limits.MaxBodyBytes == 32<<20
+				c.OnlineWindow == time.Hour && c.Limits.MaxBodyBytes == 34<<20
 		}, ""},
 		{"env twin", nil, map[string]string{"HEEPR_OPS_ADDR": "127.0.0.1:1", "HEEPR_FSYNC": "false"},
 			func(c *config) bool { return c.OpsAddr == "127.0.0.1:1" && !c.Fsync }, ""},

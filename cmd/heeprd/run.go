@@ -33,10 +33,11 @@ type daemon struct {
 // run starts heeprd, serves until ctx ends, and shuts down in reverse order: stop taking
 // requests, let the actors finish, write the last heartbeats, close the store.
 func run(ctx context.Context, cfg *config, log *slog.Logger) error {
-	adminToken, tokenFile, err := loadAdminToken(cfg)
+	adminToken, tokenFile, removeToken, err := loadAdminToken(cfg)
 	if err != nil {
 		return err
 	}
+	defer removeToken()
 	d := &daemon{cfg: cfg, log: log}
 	d.build()
 	if d.store, err = openStore(cfg, d.metrics, log); err != nil {
