@@ -11,6 +11,8 @@
 // snapshot interval. If a commit fails the store refuses every later write (ErrBroken) and reports
 // unhealthy: memory may then be ahead of disk, and acknowledging more would be a lie.
 //
-// Every value starts with a version byte; Load refuses to start on a record it cannot decode and
-// names its key, rather than drop data silently. The key layout is documented in keys.go.
+// Every value starts with a version byte: 1 for JSON, 2 for the binary layout of agent records
+// (agentcodec.go), which are read by the million at start-up. Load refuses to start on a record
+// it cannot decode and names its key, rather than drop data silently. The key layout is
+// documented in keys.go.
 package persistence

@@ -78,7 +78,7 @@ func encodeChange(c actors.Change) (entry, error) {
 	)
 	switch c := c.(type) {
 	case actors.PutAgent:
-		key, value = agentKey(c.State.ID), c.State
+		return entry{key: agentKey(c.State.ID), value: encodeAgent(&c.State)}, nil
 	case actors.PutOrder:
 		key, value = orderKey(c.Order.AgentID, c.Order.ID), c.Order
 	case actors.PutEvent:

@@ -10,7 +10,7 @@ import (
 // the agent id, so one agent's orders or events can be read with a prefix scan, and a kind can be
 // restored in one pass:
 //
-//	a/<agent id>                       the agent's own record (actors.AgentState)
+//	a/<agent id>                       the agent's own record (actors.AgentState, agentcodec.go)
 //	h/<agent id>                       its last poll time
 //	o/<agent id>/<order id>            one order
 //	e/<agent id>/<event seq, 16 hex>   one queued event, in queue order

@@ -62,7 +62,7 @@ func loadAgent(snaps map[string]*actors.Snapshot, key string, v []byte) error {
 		return err
 	}
 	var st actors.AgentState
-	if err := decode(v, &st); err != nil {
+	if err := decodeAgent(v, &st); err != nil {
 		return err
 	}
 	if st.ID != id || !actors.ValidAgentID(id) {

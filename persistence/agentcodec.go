@@ -1,0 +1,176 @@
+package persistence
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/heepr/heeprd/actors"
+)
+
+// agentCodecVersion marks an agent record in the binary layout below. Agent records are read by
+// the million at start-up, and decoding them as JSON was most of the restore time; the other
+// records stay JSON (codecVersion), which decodeAgent also still reads.
+//
+// Layout after the version byte: the id, settings (name, owner, poll minutes, revision cap,
+// manual acceptance, key TTL), status, creation time, the key (a presence byte, then hash,
+// issued, expires, revoked), the bootstrap token (presence, hash, expires, used), and the last
+// order and event sequences. Strings are a uvarint length and bytes; integers are varints;
+// times are varint Unix nanoseconds, 0 for the zero time; booleans are one byte.
+const agentCodecVersion byte = 2
+
+var errShortRecord = errors.New("record ends early")
+
+func encodeAgent(st *actors.AgentState) []byte {
+	b := make([]byte, 0, 160+len(st.ID)+len(st.Settings.Name)+len(st.Settings.Owner))
+	b = append(b, agentCodecVersion)
+	b = appendString(b, st.ID)
+	s := st.Settings
+	b = appendString(b, s.Name)
+	b = appendString(b, s.Owner)
+	b = binary.AppendVarint(b, int64(s.PollMinutes))
+	b = binary.AppendVarint(b, int64(s.RevisionCap))
+	b = appendBool(b, s.ManualAcceptance)
+	b = binary.AppendVarint(b, s.KeyTTLSeconds)
+	b = appendString(b, string(st.Status))
+	b = appendTime(b, st.CreatedAt)
+	b = appendBool(b, st.Key != nil)
+	if k := st.Key; k != nil {
+		b = append(b, k.Hash[:]...)
+		b = appendTime(appendTime(b, k.IssuedAt), k.ExpiresAt)
+		b = appendBool(b, k.Revoked)
+	}
+	b = appendBool(b, st.Bootstrap != nil)
+	if t := st.Bootstrap; t != nil {
+		b = append(b, t.Hash[:]...)
+		b = appendBool(appendTime(b, t.ExpiresAt), t.Used)
+	}
+	b = binary.AppendUvarint(b, st.LastOrder)
+	return binary.AppendUvarint(b, st.LastEvent)
+}
+
+// decodeAgent reads an agent record in either encoding.
+func decodeAgent(b []byte, st *actors.AgentState) error {
+	if len(b) > 0 && b[0] == codecVersion {
+		return decode(b, st)
+	}
+	if len(b) == 0 || b[0] != agentCodecVersion {
+		return fmt.Errorf("%w: not an agent record", ErrCorrupt)
+	}
+	r := reader{b: b[1:]}
+	st.ID = r.string()
+	st.Settings = actors.Settings{
+		Name: r.string(), Owner: r.string(), PollMinutes: int(r.varint()),
+		RevisionCap: int(r.varint()), ManualAcceptance: r.bool(), KeyTTLSeconds: r.varint(),
+	}
+	st.Status = actors.AgentStatus(r.string())
+	st.CreatedAt = r.time()
+	if r.bool() {
+		st.Key = &actors.APIKey{Hash: r.hash(), IssuedAt: r.time(), ExpiresAt: r.time(),
+			Revoked: r.bool()}
+	}
+	if r.bool() {
+		st.Bootstrap = &actors.BootstrapToken{Hash: r.hash(), ExpiresAt: r.time(), Used: r.bool()}
+	}
+	st.LastOrder, st.LastEvent = r.uvarint(), r.uvarint()
+	switch {
+	case r.err != nil:
+		return fmt.Errorf("%w: %w", ErrCorrupt, r.err)
+	case len(r.b) != 0:
+		return fmt.Errorf("%w: %d bytes after the agent record", ErrCorrupt, len(r.b))
+	}
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return binary.AppendVarint(b, 0)
+	}
+	return binary.AppendVarint(b, t.UnixNano())
+}
+
+// reader decodes the binary layout; after the first error every read returns a zero value.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(errShortRecord)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(errShortRecord)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail(errShortRecord)
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) bool() bool {
+	if len(r.b) == 0 {
+		r.fail(errShortRecord)
+		return false
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	if v > 1 {
+		r.fail(fmt.Errorf("boolean byte %d", v))
+	}
+	return v == 1
+}
+
+func (r *reader) time() time.Time {
+	if n := r.varint(); n != 0 {
+		return time.Unix(0, n).UTC()
+	}
+	return time.Time{}
+}
+
+func (r *reader) hash() (h actors.SecretHash) {
+	if len(r.b) < len(h) {
+		r.fail(errShortRecord)
+		return h
+	}
+	copy(h[:], r.b)
+	r.b = r.b[len(h):]
+	return h
+}
