@@ -63,9 +63,9 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return errors.Join(err, ops.Shutdown())
 	}
 	go func() { serveErr <- agentAPI.Serve(agentLn) }()
-	d.srv.SetReady(true)
 	log.Info("ready", "agent_api", agentLn.Addr().String(), "ops", opsLn.Addr().String(),
 		"public_url", cfg.publicURL(agentLn.Addr()), "agents", d.fleet.Size())
+	d.srv.SetReady(true) // after the log line, so whoever sees /readyz 200 finds it logged
 
 	loops, stopLoops := context.WithCancel(context.Background())
 	d.startLoops(loops)
