@@ -315,6 +315,9 @@ func (w *crashWorker) orderCall(a *crashAgent, o *crashOrder, e *entry,
 	case opDeliverFiles:
 		e.Delivery = w.filesDelivery(o.id, tag)
 		c, ep, idem, err := agentCall("/orders/"+o.id+"/deliver", nil)
+		if err != nil {
+			return c, ep, idem, err
+		}
 		c.body, c.contentType, err = multipartBody(e.Delivery)
 		return c, ep, idem, err
 	case opDecline:

@@ -529,7 +529,6 @@ func TestE2EConcurrentRequests(t *testing.T) {
 		const agents, orders, pollers = 4, 10, 3
 		type agentRun struct {
 			c    creds
-			ids  []string
 			seen sync.Map
 			dups int
 			mu   sync.Mutex
