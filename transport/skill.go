@@ -38,13 +38,18 @@ func (s *Server) Rules(src actors.SkillSource) string {
 	return pkg.Rules()
 }
 
-// agentSkill authenticates the key and renders its agent's skill package.
-func (s *Server) agentSkill(agentID string, key actors.SecretHash) (*skill.Package, error) {
+// agentSkill authenticates the request's key and renders its agent's skill package.
+func (s *Server) agentSkill(ctx *fasthttp.RequestCtx) (string, *skill.Package, error) {
+	agentID, key, err := bearer(ctx)
+	if err != nil {
+		return "", nil, err
+	}
 	v, err := s.askAgent(agentID, &actors.GetSkill{Key: key})
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return s.render(v.(*actors.SkillSource))
+	pkg, err := s.render(v.(*actors.SkillSource))
+	return agentID, pkg, err
 }
 
 type skillReply struct {
@@ -56,11 +61,7 @@ type skillReply struct {
 
 // skill answers GET /skill with SKILL.md and its hash; a matching If-None-Match gets 304.
 func (s *Server) skill(ctx *fasthttp.RequestCtx) error {
-	agentID, key, err := bearer(ctx)
-	if err != nil {
-		return err
-	}
-	pkg, err := s.agentSkill(agentID, key)
+	agentID, pkg, err := s.agentSkill(ctx)
 	if err != nil {
 		return err
 	}
@@ -77,11 +78,7 @@ func (s *Server) skill(ctx *fasthttp.RequestCtx) error {
 // skillFile answers GET /agents/{id}/skill/{file} with the raw file. The key is checked first,
 // so a stranger learns nothing from the status.
 func (s *Server) skillFile(ctx *fasthttp.RequestCtx) error {
-	agentID, key, err := bearer(ctx)
-	if err != nil {
-		return err
-	}
-	pkg, err := s.agentSkill(agentID, key)
+	agentID, pkg, err := s.agentSkill(ctx)
 	if err != nil {
 		return err
 	}
