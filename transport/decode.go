@@ -31,6 +31,9 @@ func decodeJSON(body []byte, v any, optional bool) error {
 		return invalid("expected a JSON object")
 	}
 
+	if err := checkDuplicateKeys(trimmed); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -40,6 +43,52 @@ func decodeJSON(body []byte, v any, optional bool) error {
 		return invalid("unexpected data after the JSON object")
 	}
 	return nil
+}
+
+// checkDuplicateKeys refuses an object that names a key twice, at any depth: encoding/json would
+// keep the last one silently, and a client that sent two values meant one of them.
+func checkDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type level struct {
+		keys     map[string]bool
+		isObject bool
+		wantKey  bool
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // malformed JSON is reported by the decoder proper
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, level{keys: map[string]bool{}, isObject: true, wantKey: true})
+				continue
+			case '[':
+				stack = append(stack, level{})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if top := len(stack) - 1; top >= 0 && stack[top].isObject && stack[top].wantKey {
+				if stack[top].keys[t] {
+					return invalid("key %q appears twice in one object", t)
+				}
+				stack[top].keys[t] = true
+				stack[top].wantKey = false
+				continue
+			}
+		}
+		if top := len(stack) - 1; top >= 0 && stack[top].isObject {
+			stack[top].wantKey = true // a value ended: the next string is a key
+		}
+		if len(stack) == 0 {
+			return nil
+		}
+	}
 }
 
 func describeJSONError(err error) string {

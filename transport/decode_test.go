@@ -30,6 +30,9 @@ func TestDecodeJSON(t *testing.T) {
 		{"wrong type", `{"count":"x"}`, false, `"count"`},
 		{"huge number", `{"count":1e400}`, false, "malformed"},
 		{"trailing data", `{"name":"a"} {}`, false, "after the JSON object"},
+		{"duplicate key", `{"name":"a","count":1,"name":"b"}`, false, "twice"},
+		{"duplicate nested key", `{"name":"a","count":1,"x":{"k":1,"k":2}}`, false, "twice"},
+		{"no duplicates", `{"name":"a","count":1}`, false, ""},
 		{"invalid utf8", "{\"name\":\"\xff\"}", false, "UTF-8"},
 		{"truncated", `{"name":`, false, "malformed"},
 		{"deep nesting", `{"name":` + strings.Repeat("[", 20000), false, "malformed"},
@@ -119,5 +122,23 @@ func TestClassifyCoversEverySentinel(t *testing.T) {
 	}
 	if got := classify(errors.New("surprise")); got.status != 500 {
 		t.Errorf("unknown error classified as %d, want 500", got.status)
+	}
+}
+
+func TestCheckDuplicateKeys(t *testing.T) {
+	cases := map[string]bool{ // body: whether it has a duplicate
+		`{"a":1,"b":{"a":2}}`:              false,
+		`{"a":[{"k":1},{"k":2}],"b":"a"}`:  false,
+		`{"a":{"k":"k","v":["k","k"]}}`:    false,
+		`{"a":1,"a":1}`:                    true,
+		`{"a":[{"k":1,"k":2}]}`:            true,
+		`{"a":{"b":{"c":1,"c":2}},"d":1}`:  true,
+		`{"a":{"b":1},"c":{"d":1},"a":{}}`: true,
+	}
+	for body, dup := range cases {
+		err := checkDuplicateKeys([]byte(body))
+		if (err != nil) != dup || (dup && !errors.Is(err, actors.ErrInvalidRequest)) {
+			t.Errorf("checkDuplicateKeys(%s) = %v, want duplicate=%v", body, err, dup)
+		}
 	}
 }

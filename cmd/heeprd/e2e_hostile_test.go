@@ -93,6 +93,7 @@ func TestE2EHostileInput(t *testing.T) {
 		{"deep nesting", deep},
 		{"deep nesting in object", `{"text":` + deep},
 		{"deep nesting closed", deep + strings.Repeat("]", 10000)},
+		{"duplicate keys", `{"reason":"other","reason":"capacity","message":"m"}`},
 		{"trailing data", `{}{}`},
 		{"trailing garbage", `{} x`},
 		{"trailing comma", `{"reason":"other",}`},
