@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/heepr/heeprd/actors"
@@ -46,49 +47,71 @@ func decodeJSON(body []byte, v any, optional bool) error {
 }
 
 // checkDuplicateKeys refuses an object that names a key twice, at any depth: encoding/json would
-// keep the last one silently, and a client that sent two values meant one of them.
+// keep the last one silently, and a client that sent two values meant one of them. It scans the
+// bytes without decoding them (on /status this check had cost as much as the decoding itself);
+// malformed JSON is left to the decoder to report.
 func checkDuplicateKeys(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
 	type level struct {
-		keys     map[string]bool
-		isObject bool
-		wantKey  bool
+		object  bool
+		wantKey bool
+		keys    []string // objects here hold a handful of keys: a slice beats a map
 	}
 	var stack []level
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // malformed JSON is reported by the decoder proper
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{':
-				stack = append(stack, level{keys: map[string]bool{}, isObject: true, wantKey: true})
-				continue
-			case '[':
-				stack = append(stack, level{})
-				continue
-			default:
-				stack = stack[:len(stack)-1]
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '{', '[':
+			stack = append(stack, level{object: body[i] == '{', wantKey: body[i] == '{'})
+		case '}', ']':
+			if len(stack) == 0 {
+				return nil
 			}
-		case string:
-			if top := len(stack) - 1; top >= 0 && stack[top].isObject && stack[top].wantKey {
-				if stack[top].keys[t] {
-					return invalid("key %q appears twice in one object", t)
+			stack = stack[:len(stack)-1]
+		case ',':
+			if top := len(stack) - 1; top >= 0 && stack[top].object {
+				stack[top].wantKey = true
+			}
+		case '"':
+			end := stringEnd(body, i)
+			if end < 0 {
+				return nil
+			}
+			if top := len(stack) - 1; top >= 0 && stack[top].object && stack[top].wantKey {
+				key := jsonKey(body[i : end+1])
+				if slices.Contains(stack[top].keys, key) {
+					return invalid("key %q appears twice in one object", key)
 				}
-				stack[top].keys[t] = true
+				stack[top].keys = append(stack[top].keys, key)
 				stack[top].wantKey = false
-				continue
 			}
-		}
-		if top := len(stack) - 1; top >= 0 && stack[top].isObject {
-			stack[top].wantKey = true // a value ended: the next string is a key
-		}
-		if len(stack) == 0 {
-			return nil
+			i = end
 		}
 	}
+	return nil
+}
+
+// stringEnd returns the index of the quote that closes the string opening at start, or -1.
+func stringEnd(body []byte, start int) int {
+	for j := start + 1; j < len(body); j++ {
+		switch body[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+	return -1
+}
+
+// jsonKey is a quoted key's text; only a key with escapes needs decoding to compare.
+func jsonKey(quoted []byte) string {
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return string(quoted[1 : len(quoted)-1])
+	}
+	var key string
+	if json.Unmarshal(quoted, &key) != nil {
+		return string(quoted)
+	}
+	return key
 }
 
 func describeJSONError(err error) string {

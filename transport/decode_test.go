@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -141,4 +143,69 @@ func TestCheckDuplicateKeys(t *testing.T) {
 			t.Errorf("checkDuplicateKeys(%s) = %v, want duplicate=%v", body, err, dup)
 		}
 	}
+}
+
+// hasDuplicateKeys is a slow, obviously right reference for checkDuplicateKeys: it walks the
+// decoder's tokens.
+func hasDuplicateKeys(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type level struct {
+		keys    map[string]bool
+		wantKey bool
+	}
+	var stack []*level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, &level{keys: map[string]bool{}, wantKey: true})
+			case '[':
+				stack = append(stack, &level{})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].keys != nil {
+					stack[len(stack)-1].wantKey = true
+				}
+			}
+			continue
+		case string:
+			if top != nil && top.keys != nil && top.wantKey {
+				if top.keys[t] {
+					return true
+				}
+				top.keys[t], top.wantKey = true, false
+				continue
+			}
+		}
+		if top != nil && top.keys != nil {
+			top.wantKey = true
+		}
+	}
+}
+
+// FuzzCheckDuplicateKeys compares the byte scanner with the token-walking reference on valid
+// JSON, and checks it never panics on anything.
+func FuzzCheckDuplicateKeys(f *testing.F) {
+	for _, seed := range []string{`{"a":1,"a":2}`, `{"a":{"a":1}}`, `[{"k":1},{"k":1}]`,
+		`{"a":"\"a\"","b":1}`, `{"\u0061":1,"a":1}`, `{`, `"`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got := checkDuplicateKeys(body) != nil
+		if !json.Valid(body) {
+			return
+		}
+		if want := hasDuplicateKeys(body); got != want {
+			t.Fatalf("checkDuplicateKeys(%q) found a duplicate: %v, reference: %v", body, got, want)
+		}
+	})
 }
