@@ -28,28 +28,41 @@ func (s *Server) skillParams(src *actors.SkillSource) skill.Params {
 	}
 }
 
+// renderFile renders one of an agent's skill files from what its actor returned. Rendering
+// runs here, on the request's goroutine, so the actor is not held up by it.
+func (s *Server) renderFile(src *actors.SkillSource, name string) ([]byte, string, bool, error) {
+	content, hash, ok, err := skill.RenderFile(s.skillParams(src), src.Overrides, name)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("%w: render skill file of %s: %w", actors.ErrInternal,
+			src.AgentID, err)
+	}
+	return content, hash, ok, nil
+}
+
 // Rules renders an agent's RULES.md, for the "sf" field of work events.
 func (s *Server) Rules(src actors.SkillSource) string {
-	pkg, err := s.render(&src)
+	content, _, _, err := s.renderFile(&src, skill.RulesFile)
 	if err != nil {
 		s.log.Error("render rules", "agent_id", src.AgentID, "err", err)
 		return ""
 	}
-	return pkg.Rules()
+	return string(content)
 }
 
-// agentSkill authenticates the request's key and renders its agent's skill package.
-func (s *Server) agentSkill(ctx *fasthttp.RequestCtx) (string, *skill.Package, error) {
+// agentSkillFile authenticates the request's key and renders one file of its agent's skill
+// package; ok is false for an unknown file name.
+func (s *Server) agentSkillFile(ctx *fasthttp.RequestCtx, name string) (agentID string,
+	content []byte, hash string, ok bool, err error) {
 	agentID, key, err := bearer(ctx)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", false, err
 	}
 	v, err := s.askAgent(agentID, &actors.GetSkill{Key: key})
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", false, err
 	}
-	pkg, err := s.render(v.(*actors.SkillSource))
-	return agentID, pkg, err
+	content, hash, ok, err = s.renderFile(v.(*actors.SkillSource), name)
+	return agentID, content, hash, ok, err
 }
 
 type skillReply struct {
@@ -61,11 +74,10 @@ type skillReply struct {
 
 // skill answers GET /skill with SKILL.md and its hash; a matching If-None-Match gets 304.
 func (s *Server) skill(ctx *fasthttp.RequestCtx) error {
-	agentID, pkg, err := s.agentSkill(ctx)
+	agentID, content, hash, _, err := s.agentSkillFile(ctx, skill.SkillFile)
 	if err != nil {
 		return err
 	}
-	content, hash, _ := pkg.File(skill.SkillFile)
 
 	if notModified(ctx, hash) {
 		return nil
@@ -78,15 +90,14 @@ func (s *Server) skill(ctx *fasthttp.RequestCtx) error {
 // skillFile answers GET /agents/{id}/skill/{file} with the raw file. The key is checked first,
 // so a stranger learns nothing from the status.
 func (s *Server) skillFile(ctx *fasthttp.RequestCtx) error {
-	agentID, pkg, err := s.agentSkill(ctx)
+	name := pathParam(ctx, "file")
+	agentID, content, hash, ok, err := s.agentSkillFile(ctx, name)
 	if err != nil {
 		return err
 	}
 	if pathParam(ctx, "id") != agentID {
 		return fmt.Errorf("%w: a key may read only its own agent's skill files", actors.ErrForbidden)
 	}
-	name := pathParam(ctx, "file")
-	content, hash, ok := pkg.File(name)
 	if !ok {
 		return notFound("no skill file %q; the files are %v", name, skill.Files)
 	}

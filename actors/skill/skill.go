@@ -119,6 +119,33 @@ func Render(p Params, overrides map[string]string) (*Package, error) {
 	return pkg, nil
 }
 
+// RenderFile renders one file of the package, for callers that need just that one: GET /skill
+// wants SKILL.md on every tick of every agent, and work events want RULES.md. skill.json
+// indexes the other files, so asking for it renders them all. ok is false for a name outside
+// Files.
+func RenderFile(p Params, overrides map[string]string, name string) (content []byte,
+	hash string, ok bool, err error) {
+	if name == IndexFile {
+		pkg, err := Render(p, overrides)
+		if err != nil {
+			return nil, "", false, err
+		}
+		content, hash, ok = pkg.File(name)
+		return content, hash, ok, nil
+	}
+	if !Overridable(name) {
+		return nil, "", false, nil
+	}
+	if err := p.validate(); err != nil {
+		return nil, "", false, fmt.Errorf("skill: render: %w", err)
+	}
+	content, err = renderMarkdown(name, newView(p), overrides)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("skill: render %s: %w", name, err)
+	}
+	return content, Hash(content), true, nil
+}
+
 // File returns a file's content and its hash ("sha256:<hex>"), or ok=false for a name outside
 // Files. The content is shared by every caller, so that serving it costs no copy: never
 // modify it.

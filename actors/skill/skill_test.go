@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -529,6 +530,24 @@ func TestHumanBytes(t *testing.T) {
 	for _, tt := range tests {
 		if got := humanBytes(tt.in); got != tt.want {
 			t.Errorf("humanBytes(%d) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestRenderFileMatchesRender: rendering one file gives exactly what the whole package holds.
+func TestRenderFileMatchesRender(t *testing.T) {
+	p := sampleParams()
+	overrides := map[string]string{RulesFile: "# our rules\n"}
+	pkg, err := Render(p, overrides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range append(slices.Clone(Files), "nope.md") {
+		content, hash, ok, err := RenderFile(p, overrides, name)
+		want, wantHash, wantOK := pkg.File(name)
+		if err != nil || ok != wantOK || hash != wantHash || !bytes.Equal(content, want) {
+			t.Errorf("RenderFile(%s) = %d bytes, %s, %v, %v; Render has %d bytes, %s, %v",
+				name, len(content), hash, ok, err, len(want), wantHash, wantOK)
 		}
 	}
 }
