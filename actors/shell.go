@@ -5,8 +5,9 @@ import "github.com/asynkron/protoactor-go/actor"
 // shell is what protoactor holds for each agent. Every agent actor is spawned from one shared
 // Props, whose producer cannot know which agent it makes, so Spawn sends the agent's state to the
 // shell as its first user message (bind). One Props instead of one per agent saves about 200
-// bytes of heap per agent. A shell that lost its binding (a restarted actor, which heeprd's
-// handlers never cause since they recover panics) finds its agent again by its name.
+// bytes of heap per agent. Lifecycle messages before the binding (Started) are not the agent's
+// business. A shell that lost its binding (a restarted actor, which heeprd's handlers never
+// cause since they recover panics) finds its agent again by its name when a request comes.
 type shell struct {
 	fleet *Fleet
 	agent *agent
@@ -22,8 +23,13 @@ func (s *shell) Receive(c actor.Context) {
 		return
 	}
 	if s.agent == nil {
+		if _, request := c.Message().(*envelope); !request {
+			return
+		}
+		// Looked up only for a request: on Started, Spawn still holds the shard's lock, and at
+		// start-up every actor would wait on it.
 		if s.agent = s.fleet.agentNamed(c.Self().Id); s.agent == nil {
-			return // not bound yet: only lifecycle messages come before the binding
+			return
 		}
 	}
 	s.agent.Receive(c)

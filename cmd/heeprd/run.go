@@ -114,8 +114,8 @@ func (d *daemon) build() {
 // startLoops starts the background work: the online sweep, heartbeat snapshots, the
 // failed-authentication bookkeeping and order deadlines. All stop when ctx ends.
 func (d *daemon) startLoops(ctx context.Context) {
-	go sweepOnline(ctx, d.env.Online)
-	go flushHeartbeats(ctx, d.cfg.SnapshotInterval, d.fleet, d.store, d.log)
+	go every(ctx, time.Second, d.env.Online.Sweep)
+	go every(ctx, d.cfg.SnapshotInterval, d.flushHeartbeats)
 	go d.srv.RunMaintenance(ctx)
 	go d.env.Deadlines.Run(ctx, func(agentID, orderID string) {
 		d.fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID})
@@ -176,12 +176,11 @@ func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, 
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	now := env.Now()
 	for _, snap := range snaps {
 		if err := fleet.Spawn(snap); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
-		if !snap.LastPoll.IsZero() && now.Sub(snap.LastPoll) < env.OnlineWindow {
+		if !snap.LastPoll.IsZero() { // the tracker ignores a poll whose window has ended
 			env.Online.Heartbeat(time.Time{}, snap.LastPoll)
 		}
 	}
@@ -190,37 +189,31 @@ func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, 
 	return nil
 }
 
-func sweepOnline(ctx context.Context, t *actors.OnlineTracker) {
-	tick := time.NewTicker(time.Second)
+// every calls f once per period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func(now time.Time)) {
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			t.Sweep(now)
+			f(now)
 		}
 	}
 }
 
-func flushHeartbeats(ctx context.Context, every time.Duration, fleet *actors.Fleet,
-	store *persistence.Store, log *slog.Logger) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if beats := fleet.TakeHeartbeats(); len(beats) > 0 {
-				store.FlushHeartbeats(beats, func(err error) {
-					if err != nil {
-						log.Error("heartbeat snapshot failed", "agents", len(beats), "err", err)
-					}
-				})
-			}
-		}
+// flushHeartbeats writes the poll times that changed since the last flush, without waiting.
+func (d *daemon) flushHeartbeats(time.Time) {
+	beats := d.fleet.TakeHeartbeats()
+	if len(beats) == 0 {
+		return
 	}
+	d.store.FlushHeartbeats(beats, func(err error) {
+		if err != nil {
+			d.log.Error("heartbeat snapshot failed", "agents", len(beats), "err", err)
+		}
+	})
 }
 
 // shutdown stops the listeners, lets every actor finish what it was sent, and writes the last
