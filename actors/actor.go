@@ -11,9 +11,22 @@ import (
 
 // envelope carries a message and the channel its result goes to. Keeping the channel out of the
 // message keeps messages plain data.
+//
+// Envelopes are sent only by the Fleet, which honours woke: when the envelope woke an idle
+// mailbox, the mailbox leaves it to the sender to run, once the sender let go of its locks.
 type envelope struct {
 	msg   any
 	reply chan result
+	woke  *mailbox
+}
+
+// runWoken runs the mailbox the envelope woke, if it woke one. The sender calls it right after
+// the send, without holding any lock a handler might need.
+func (e *envelope) runWoken() {
+	if m := e.woke; m != nil {
+		e.woke = nil
+		m.runInline()
+	}
 }
 
 type result struct {

@@ -33,6 +33,11 @@ type Fleet struct {
 	calls sync.Pool    // of *call, ready for reuse
 	props *actor.Props // shared by every agent actor
 
+	// spawnMu serialises spawns so that the mailbox protoactor's spawner makes for an actor
+	// (through props, which sets spawned) can be picked up by Spawn for its Ref.
+	spawnMu sync.Mutex
+	spawned *mailbox
+
 	dirtyMu sync.Mutex
 	dirty   []*Ref // agents whose heartbeat changed since the last flush
 }
@@ -42,11 +47,18 @@ type shard struct {
 	refs map[string]*Ref
 }
 
-// Ref is a fleet entry: the actor's PID and its heartbeat, published for the snapshot loop.
+// Ref is a fleet entry: the actor's PID and mailbox, and its heartbeat, published for the
+// snapshot loop.
+//
+// Messages are posted to the mailbox directly. protoactor's Send would reach the same mailbox
+// through the PID, the process it caches and the process itself: three dependent loads per
+// message, each a likely cache miss once the fleet outgrows the CPU caches, and a check for a
+// dead process that the routing lock already makes (an actor leaves the table before it stops).
 type Ref struct {
 	fleet    *Fleet
 	id       string
 	pid      *actor.PID
+	mailbox  *mailbox
 	lastPoll atomic.Int64               // unix nanoseconds; written only by the owning actor
 	dirty    atomic.Bool                // queued in fleet.dirty and not yet flushed
 	draining atomic.Pointer[drainGroup] // set when StopAll poisons it and waits for it
@@ -63,7 +75,10 @@ func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
 	}
 	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed()}
 	f.props = actor.PropsFromProducer(func() actor.Actor { return &shell{fleet: f} },
-		actor.WithMailbox(newMailbox),
+		actor.WithMailbox(func() actor.Mailbox {
+			f.spawned = &mailbox{} // under spawnMu: protoactor calls this inside SpawnNamed
+			return f.spawned
+		}),
 		actor.WithDispatcher(NewWorkerDispatcher(0, 300)))
 	for i := range f.shards {
 		f.shards[i].refs = make(map[string]*Ref)
@@ -97,12 +112,16 @@ func (f *Fleet) Spawn(snap *Snapshot) error {
 	if _, taken := s.refs[id]; taken {
 		return fmt.Errorf("spawn agent %s: id already taken", id)
 	}
+	f.spawnMu.Lock()
 	pid, err := f.system.Root.SpawnNamed(f.props, id)
+	mb := f.spawned
+	f.spawned = nil
+	f.spawnMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("spawn agent %s: %w", id, err)
 	}
-	f.system.Root.Send(pid, &bind{agent: ref.agent}) // the first user message, before any other
-	ref.pid = pid
+	mb.PostUserMessage(&bind{agent: ref.agent}) // the first user message, before any other
+	ref.pid, ref.mailbox = pid, mb
 	s.refs[id] = ref
 	f.size.Add(1)
 	if k := snap.State.Key; k != nil && !k.Revoked {
@@ -130,7 +149,7 @@ func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error)
 	s.mu.RLock()
 	ref := s.refs[agentID]
 	if ref != nil {
-		f.system.Root.Send(ref.pid, &c.envelope)
+		ref.mailbox.PostUserMessage(&c.envelope)
 	}
 	s.mu.RUnlock()
 	if ref == nil {
@@ -138,7 +157,15 @@ func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error)
 		f.calls.Put(c)
 		return nil, ErrNoAgent
 	}
+	c.runWoken()
 
+	select { // answered while this goroutine ran the actor: no timer needed
+	case r := <-c.reply:
+		c.msg = nil
+		f.calls.Put(c)
+		return r.value, r.err
+	default:
+	}
 	if c.timer == nil {
 		c.timer = time.NewTimer(timeout)
 	} else {
@@ -159,13 +186,15 @@ func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error)
 // Tell sends msg to the agent's actor without waiting for an answer. It reports false if there is
 // no such actor.
 func (f *Fleet) Tell(agentID string, msg any) bool {
+	e := &envelope{msg: msg}
 	s := f.shard(agentID)
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	ref := s.refs[agentID]
 	if ref != nil {
-		f.system.Root.Send(ref.pid, &envelope{msg: msg})
+		ref.mailbox.PostUserMessage(e)
 	}
+	s.mu.RUnlock()
+	e.runWoken()
 	return ref != nil
 }
 

@@ -16,6 +16,10 @@ import (
 // messages held while suspended, at most the dispatcher's throughput per turn, and a panic
 // escalated to the actor's supervisor with the message that caused it. Message batches are not
 // unpacked: agents are never sent any.
+//
+// A request that wakes an idle mailbox is handled on its sender's goroutine (see wake): the
+// actor still handles one message at a time, but an empty poll no longer costs two goroutine
+// switches and a worker wake-up.
 type mailbox struct {
 	mu        sync.Mutex
 	user      queue
@@ -27,9 +31,6 @@ type mailbox struct {
 	dispatcher actor.Dispatcher
 	process    func() // m.run, made once
 }
-
-// newMailbox is the mailbox producer of agent actors.
-func newMailbox() actor.Mailbox { return &mailbox{} }
 
 // queue is a FIFO over a slice whose backing array is reused once it empties.
 type queue struct {
@@ -51,16 +52,40 @@ func (q *queue) pop() any {
 	return v
 }
 
-// PostUserMessage queues a message and schedules the mailbox if it was idle.
+// PostUserMessage queues a message and, if the mailbox was idle, starts it: a request envelope
+// takes the turn home to its sender (wake), anything else goes to the dispatcher.
 func (m *mailbox) PostUserMessage(msg any) {
 	m.mu.Lock()
 	m.user.push(msg)
 	start := !m.running && !m.suspended
 	m.running = m.running || start
 	m.mu.Unlock()
-	if start {
-		m.dispatcher.Schedule(m.process)
+	if !start {
+		return
 	}
+	if e, ok := msg.(*envelope); ok {
+		e.woke = m
+		return
+	}
+	m.dispatcher.Schedule(m.process)
+}
+
+// inlineTurn is how many messages a sender handles on its own goroutine before it hands the rest
+// of the queue to the dispatcher: its own message is the first, and others that arrive meanwhile
+// should not hold its HTTP answer back for long.
+const inlineTurn = 8
+
+// runInline is the turn a sender owes the mailbox it woke. Nobody else runs the mailbox until
+// then, since it is marked running.
+func (m *mailbox) runInline() {
+	for range inlineTurn {
+		msg, system, ok := m.next()
+		if !ok {
+			return
+		}
+		m.invoke(msg, system)
+	}
+	m.dispatcher.Schedule(m.process)
 }
 
 // PostSystemMessage queues a system message and schedules the mailbox if it was idle.

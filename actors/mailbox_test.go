@@ -84,7 +84,7 @@ func TestMailbox(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			inv, disp := &recordingInvoker{}, &manualDispatcher{throughput: tc.throughput}
-			m := newMailbox().(*mailbox)
+			m := &mailbox{}
 			m.RegisterHandlers(inv, disp)
 			tc.post(m)
 			if n := len(disp.scheduled); n != 1 {
@@ -105,7 +105,7 @@ func TestMailbox(t *testing.T) {
 
 func TestMailboxIdleAgainAfterDraining(t *testing.T) {
 	inv, disp := &recordingInvoker{}, &manualDispatcher{throughput: 10}
-	m := newMailbox().(*mailbox)
+	m := &mailbox{}
 	m.RegisterHandlers(inv, disp)
 	m.PostUserMessage(1)
 	disp.runAll()
