@@ -39,13 +39,7 @@ type result struct {
 func (a *agent) Receive(c actor.Context) {
 	env, ok := c.Message().(*envelope)
 	if !ok {
-		// State lives in memory and the journal, so only a stop needs handling: StopAll waits.
-		if _, stopped := c.Message().(*actor.Stopped); stopped {
-			if g := a.ref.draining.Load(); g != nil {
-				g.stopped()
-			}
-		}
-		return
+		return // lifecycle messages: state lives in the fleet and the journal, not the actor
 	}
 
 	start := time.Now()

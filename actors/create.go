@@ -3,6 +3,8 @@ package actors
 import (
 	"fmt"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
 )
 
 // CreateAgent spawns a new agent with its first bootstrap token and returns once the agent is
@@ -14,7 +16,7 @@ func (f *Fleet) CreateAgent(s Settings, bootstrapTTL, timeout time.Duration) (*B
 		ID: NewAgentID(), Settings: s, Status: Active, CreatedAt: now,
 		Bootstrap: &BootstrapToken{Hash: HashSecret(secret), ExpiresAt: now.Add(bootstrapTTL)},
 	}
-	if err := f.Spawn(&Snapshot{State: state}); err != nil {
+	if err := f.Add(&Snapshot{State: state}); err != nil {
 		return nil, err
 	}
 
@@ -29,16 +31,24 @@ func (f *Fleet) CreateAgent(s Settings, bootstrapTTL, timeout time.Duration) (*B
 	}, nil
 }
 
-// stop removes one agent from the fleet, then poisons its actor: messages sent before the
-// removal are still handled, and none can be sent after it.
+// stop removes one agent from the fleet, then poisons its actor if it runs: messages sent
+// before the removal are still handled, and none can be sent after it.
 func (f *Fleet) stop(id string) {
 	s := f.shard(id)
 	s.mu.Lock()
 	ref := s.refs[id]
 	delete(s.refs, id)
-	s.mu.Unlock()
+	var pid *actor.PID
 	if ref != nil {
-		f.size.Add(-1)
-		f.system.Root.Poison(ref.pid)
+		pid = ref.pid
+	}
+	s.mu.Unlock()
+	if ref == nil {
+		return
+	}
+	f.size.Add(-1)
+	if pid != nil {
+		f.active.Add(-1)
+		f.system.Root.Poison(pid)
 	}
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -18,23 +19,32 @@ var ErrNoAgent = errors.New("actors: no such agent")
 
 const shardCount = 64
 
-// Fleet is the routing table from agent id to agent actor. It is safe for concurrent use.
+// Fleet is the routing table from agent id to agent, and the keeper of agents' actors. It is
+// safe for concurrent use.
 //
-// Messages are sent while holding the shard's read lock, and an actor is removed from its shard
-// under the write lock before it is poisoned, so no message can reach an actor after its stop was
-// decided: every request is either answered or refused with ErrNoAgent, never silently dropped.
+// An agent is either active, with a protoactor actor that owns its state and handles its
+// messages, or passive: its state waits in the fleet and no actor exists. The first message
+// to a passive agent spawns an actor for it (activation); an actor that got no message for a
+// while is stopped again (Passivate). A restart thus loads state without spawning an actor per
+// stored agent, and idle agents cost only their state.
+//
+// Messages are sent while holding the shard's read lock, and actors are spawned, and detached
+// before they are stopped, under its write lock. No message can reach an actor after its stop
+// was decided: every request is either answered or refused with ErrNoAgent, never dropped.
 type Fleet struct {
 	system *actor.ActorSystem
 	env    *Env
 	seed   maphash.Seed
 	shards [shardCount]shard
 	size   atomic.Int64
+	active atomic.Int64 // agents with a running actor
+	clock  atomic.Int64 // unix seconds, as of the newest Passivate; stamps Ref.lastUsed
 
 	calls sync.Pool    // of *call, ready for reuse
 	props *actor.Props // shared by every agent actor
 
 	// spawnMu serialises spawns so that the mailbox protoactor's spawner makes for an actor
-	// (through props, which sets spawned) can be picked up by Spawn for its Ref.
+	// (through props, which sets spawned) can be picked up by activate for its Ref.
 	spawnMu sync.Mutex
 	spawned *mailbox
 
@@ -47,22 +57,25 @@ type shard struct {
 	refs map[string]*Ref
 }
 
-// Ref is a fleet entry: the actor's PID and mailbox, and its heartbeat, published for the
-// snapshot loop.
+// Ref is a fleet entry: the agent's state, its actor while it is active, and its heartbeat,
+// published for the snapshot loop.
 //
-// Messages are posted to the mailbox directly. protoactor's Send would reach the same mailbox
-// through the PID, the process it caches and the process itself: three dependent loads per
-// message, each a likely cache miss once the fleet outgrows the CPU caches, and a check for a
-// dead process that the routing lock already makes (an actor leaves the table before it stops).
+// Messages are posted to the actor's mailbox directly. protoactor's Send would reach the same
+// mailbox through the PID, the process it caches and the process itself: three dependent loads
+// per message, each a likely cache miss once the fleet outgrows the CPU caches, and a check for
+// a dead process that the routing lock already makes.
 type Ref struct {
-	fleet    *Fleet
-	id       string
-	pid      *actor.PID
-	mailbox  *mailbox
-	lastPoll atomic.Int64               // unix nanoseconds; written only by the owning actor
-	dirty    atomic.Bool                // queued in fleet.dirty and not yet flushed
-	draining atomic.Pointer[drainGroup] // set when StopAll poisons it and waits for it
-	agent    *agent                     // the state its actor owns; set before the actor starts
+	fleet *Fleet
+	id    string
+	agent *agent // the state; only the agent's actor touches it
+
+	// The running actor, nil while the agent is passive. Written under the shard's write lock.
+	pid     *actor.PID
+	mailbox *mailbox
+
+	lastUsed atomic.Int64 // fleet clock when the newest message was sent to the agent
+	lastPoll atomic.Int64 // unix nanoseconds; written only by the owning actor
+	dirty    atomic.Bool  // queued in fleet.dirty and not yet flushed
 }
 
 // NewFleet returns an empty fleet whose actors run in system and share env.
@@ -74,6 +87,7 @@ func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
 		env.Observer = NopObserver{}
 	}
 	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed()}
+	f.clock.Store(time.Now().Unix())
 	f.props = actor.PropsFromProducer(func() actor.Actor { return &shell{fleet: f} },
 		actor.WithMailbox(func() actor.Mailbox {
 			f.spawned = &mailbox{} // under spawnMu: protoactor calls this inside SpawnNamed
@@ -94,11 +108,15 @@ func (f *Fleet) shard(id string) *shard {
 // Size is the number of agents in the fleet.
 func (f *Fleet) Size() int64 { return f.size.Load() }
 
+// Active is the number of agents whose actor is running.
+func (f *Fleet) Active() int64 { return f.active.Load() }
+
 // Env returns the environment the fleet's actors share.
 func (f *Fleet) Env() *Env { return f.env }
 
-// Spawn starts the actor of one agent from its snapshot. It fails if the id is already taken.
-func (f *Fleet) Spawn(snap *Snapshot) error {
+// Add puts a stored or new agent into the fleet, passive: its actor starts with its first
+// message. It fails if the id is already taken.
+func (f *Fleet) Add(snap *Snapshot) error {
 	id := snap.State.ID
 	ref := &Ref{fleet: f, id: id}
 	if !snap.LastPoll.IsZero() {
@@ -110,24 +128,126 @@ func (f *Fleet) Spawn(snap *Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, taken := s.refs[id]; taken {
-		return fmt.Errorf("spawn agent %s: id already taken", id)
+		return fmt.Errorf("add agent %s: id already taken", id)
 	}
-	f.spawnMu.Lock()
-	pid, err := f.system.Root.SpawnNamed(f.props, id)
-	mb := f.spawned
-	f.spawned = nil
-	f.spawnMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("spawn agent %s: %w", id, err)
-	}
-	mb.PostUserMessage(&bind{agent: ref.agent}) // the first user message, before any other
-	ref.pid, ref.mailbox = pid, mb
 	s.refs[id] = ref
 	f.size.Add(1)
 	if k := snap.State.Key; k != nil && !k.Revoked {
 		f.env.Registered.Add(1)
 	}
 	return nil
+}
+
+// send posts e to the agent's actor, activating the agent first if it is passive. It reports
+// false if there is no such agent. The caller runs e.runWoken next, holding no lock.
+func (f *Fleet) send(agentID string, e *envelope) (bool, error) {
+	s := f.shard(agentID)
+	s.mu.RLock()
+	ref := s.refs[agentID]
+	if ref != nil && ref.mailbox != nil {
+		ref.post(e)
+		s.mu.RUnlock()
+		return true, nil
+	}
+	s.mu.RUnlock()
+	if ref == nil {
+		return false, nil
+	}
+	return f.activateAndSend(s, agentID, e)
+}
+
+// activateAndSend is send's path to a passive agent: under the write lock, so that one actor
+// is spawned for it however many messages race to it.
+func (f *Fleet) activateAndSend(s *shard, agentID string, e *envelope) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref := s.refs[agentID]
+	if ref == nil {
+		return false, nil
+	}
+	if ref.mailbox == nil {
+		if err := f.activate(ref); err != nil {
+			return true, err
+		}
+	}
+	ref.post(e)
+	return true, nil
+}
+
+// post hands e to the running actor; the caller holds the shard lock.
+func (r *Ref) post(e *envelope) {
+	if now := r.fleet.clock.Load(); r.lastUsed.Load() != now {
+		r.lastUsed.Store(now)
+	}
+	r.mailbox.PostUserMessage(e)
+}
+
+// activate spawns an actor for a passive agent; the caller holds the shard's write lock.
+func (f *Fleet) activate(ref *Ref) error {
+	f.spawnMu.Lock()
+	pid, err := f.system.Root.SpawnNamed(f.props, ref.id)
+	for wait := time.Millisecond; errors.Is(err, actor.ErrNameExists) && wait < time.Second; {
+		// The agent's previous actor, passivated a moment ago, has not finished stopping.
+		time.Sleep(wait)
+		wait *= 2
+		pid, err = f.system.Root.SpawnNamed(f.props, ref.id)
+	}
+	mb := f.spawned
+	f.spawned = nil
+	f.spawnMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: activate agent %s: %w", ErrUnavailable, ref.id, err)
+	}
+
+	mb.PostUserMessage(&bind{agent: ref.agent, mailbox: mb}) // the first user message
+	ref.pid, ref.mailbox = pid, mb
+	f.active.Add(1)
+	return nil
+}
+
+// Passivate stops the actors of agents that were sent no message for idle, as of now. Their
+// state stays in the fleet, and their next message activates a fresh actor. An actor with
+// work queued or in hand is left running. It returns how many actors it stopped.
+func (f *Fleet) Passivate(now time.Time, idle time.Duration) int {
+	f.clock.Store(now.Unix())
+	cutoff := now.Add(-idle).Unix()
+	stopped := 0
+	for i := range f.shards {
+		stopped += f.passivateShard(&f.shards[i], cutoff)
+	}
+	f.active.Add(-int64(stopped))
+	return stopped
+}
+
+func (f *Fleet) passivateShard(s *shard, cutoff int64) int {
+	var idle []*Ref
+	s.mu.RLock() // look for candidates without holding up the shard's senders
+	for _, ref := range s.refs {
+		if ref.mailbox != nil && ref.lastUsed.Load() < cutoff {
+			idle = append(idle, ref)
+		}
+	}
+	s.mu.RUnlock()
+	if len(idle) == 0 {
+		return 0
+	}
+
+	var pids []*actor.PID
+	s.mu.Lock()
+	for _, ref := range idle {
+		// Nothing can be posted while the write lock is held, so an idle mailbox stays idle.
+		if s.refs[ref.id] != ref || ref.mailbox == nil || ref.lastUsed.Load() >= cutoff ||
+			!ref.mailbox.idle() {
+			continue
+		}
+		pids = append(pids, ref.pid)
+		ref.pid, ref.mailbox = nil, nil
+	}
+	s.mu.Unlock()
+	for _, pid := range pids {
+		f.system.Root.Stop(pid)
+	}
+	return len(pids)
 }
 
 // call is the reusable part of one Ask: the envelope with its reply channel, and the timer.
@@ -144,18 +264,11 @@ type call struct {
 func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error) {
 	c := f.calls.Get().(*call)
 	c.msg = msg
-
-	s := f.shard(agentID)
-	s.mu.RLock()
-	ref := s.refs[agentID]
-	if ref != nil {
-		ref.mailbox.PostUserMessage(&c.envelope)
-	}
-	s.mu.RUnlock()
-	if ref == nil {
+	found, err := f.send(agentID, &c.envelope)
+	if !found || err != nil {
 		c.msg = nil
 		f.calls.Put(c)
-		return nil, ErrNoAgent
+		return nil, cmp.Or(err, ErrNoAgent)
 	}
 	c.runWoken()
 
@@ -184,43 +297,44 @@ func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error)
 }
 
 // Tell sends msg to the agent's actor without waiting for an answer. It reports false if there is
-// no such actor.
+// no such agent or its actor could not be started.
 func (f *Fleet) Tell(agentID string, msg any) bool {
 	e := &envelope{msg: msg}
-	s := f.shard(agentID)
-	s.mu.RLock()
-	ref := s.refs[agentID]
-	if ref != nil {
-		ref.mailbox.PostUserMessage(e)
+	found, err := f.send(agentID, e)
+	if err != nil {
+		f.env.Log.Warn("message to agent not sent", "agent_id", agentID, "error", err)
+		return false
 	}
-	s.mu.RUnlock()
 	e.runWoken()
-	return ref != nil
+	return found
 }
 
-// StopAll removes every agent from the fleet and waits, up to timeout, until each actor has
-// handled the messages sent to it before. Requests after that get ErrNoAgent. It counts the
+// StopAll removes every agent from the fleet and waits, up to timeout, until each running actor
+// has handled the messages sent to it before. Requests after that get ErrNoAgent. It counts the
 // actors down as they report stopping, so it needs no goroutine or future per agent.
 func (f *Fleet) StopAll(timeout time.Duration) error {
-	var refs []*Ref
+	var running []*Ref
 	for i := range f.shards {
 		s := &f.shards[i]
 		s.mu.Lock()
 		for id, ref := range s.refs {
 			delete(s.refs, id)
-			refs = append(refs, ref)
+			if ref.mailbox != nil {
+				running = append(running, ref)
+			}
 		}
 		s.mu.Unlock()
 	}
 	f.size.Store(0)
-	if len(refs) == 0 {
+	f.active.Store(0)
+	if len(running) == 0 {
 		return nil
 	}
 
 	g := &drainGroup{done: make(chan struct{})}
-	g.left.Store(int64(len(refs)))
-	for _, ref := range refs {
-		ref.draining.Store(g)
+	g.left.Store(int64(len(running)))
+	for _, ref := range running {
+		ref.mailbox.draining.Store(g)
 		f.system.Root.Poison(ref.pid)
 	}
 	select {
@@ -228,7 +342,7 @@ func (f *Fleet) StopAll(timeout time.Duration) error {
 		return nil
 	case <-time.After(timeout):
 		return fmt.Errorf("stop agents: %d of %d did not stop within %s",
-			g.left.Load(), len(refs), timeout)
+			g.left.Load(), len(running), timeout)
 	}
 }
 

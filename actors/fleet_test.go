@@ -40,7 +40,7 @@ func newTestFleet(t testing.TB, mode journalMode) (*Fleet, *testEnv) {
 func spawnAgent(t testing.TB, f *Fleet) (string, string) {
 	t.Helper()
 	id, secret := NewAgentID(), NewSecret()
-	err := f.Spawn(&Snapshot{State: AgentState{
+	err := f.Add(&Snapshot{State: AgentState{
 		ID: id, Settings: defaultSettings(), Status: Active, CreatedAt: t0,
 		Bootstrap: &BootstrapToken{Hash: HashSecret(secret), ExpiresAt: t0.Add(time.Hour)},
 	}})
@@ -197,7 +197,7 @@ func TestFleetSpawn(t *testing.T) {
 	t.Run("duplicate", func(t *testing.T) {
 		f, _ := newTestFleet(t, journalSync)
 		id, _ := spawnAgent(t, f)
-		err := f.Spawn(&Snapshot{State: AgentState{ID: id, Status: Active}})
+		err := f.Add(&Snapshot{State: AgentState{ID: id, Status: Active}})
 		if err == nil {
 			t.Fatal("second spawn with the same id succeeded")
 		}
@@ -223,7 +223,7 @@ func TestFleetSpawn(t *testing.T) {
 			f, te := newTestFleet(t, journalSync)
 			lastPoll := t0.Add(-time.Minute)
 			id := NewAgentID()
-			if err := f.Spawn(&Snapshot{State: AgentState{ID: id, Status: Active, Key: tc.key},
+			if err := f.Add(&Snapshot{State: AgentState{ID: id, Status: Active, Key: tc.key},
 				LastPoll: lastPoll}); err != nil {
 				t.Fatal(err)
 			}
@@ -327,8 +327,11 @@ func TestFleetStopAllHonoursTimeout(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f, te := newTestFleet(t, journalBlock)
-			for range tc.fine {
-				spawnAgent(t, f)
+			for range tc.fine { // active, not stuck: their actors stop at once
+				id, _ := spawnAgent(t, f)
+				if _, err := f.Ask(id, &GetAgent{}, askTimeout); err != nil {
+					t.Fatal(err)
+				}
 			}
 			asked := make(chan error, tc.stuck)
 			for range tc.stuck {
@@ -423,7 +426,7 @@ func TestFleetAskWhileStopping(t *testing.T) {
 	for i := range ids {
 		secret := NewSecret()
 		ids[i], keys[i] = NewAgentID(), HashSecret(secret)
-		if err := f.Spawn(&Snapshot{State: AgentState{ID: ids[i], Status: Active,
+		if err := f.Add(&Snapshot{State: AgentState{ID: ids[i], Status: Active,
 			Key: &APIKey{Hash: keys[i]}}}); err != nil {
 			t.Fatal(err)
 		}

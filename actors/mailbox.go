@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -30,6 +31,8 @@ type mailbox struct {
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
 	process    func() // m.run, made once
+
+	draining atomic.Pointer[drainGroup] // set when StopAll poisons the actor and waits for it
 }
 
 // queue is a FIFO over a slice whose backing array is reused once it empties.
@@ -108,6 +111,13 @@ func (m *mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher acto
 
 // Start does nothing: the mailbox has no middleware to start.
 func (m *mailbox) Start() {}
+
+// idle reports whether the mailbox has nothing queued and nothing in hand.
+func (m *mailbox) idle() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !m.running && m.user.len() == 0 && m.system.len() == 0
+}
 
 // UserMessageCount is the number of user messages waiting.
 func (m *mailbox) UserMessageCount() int {

@@ -29,7 +29,7 @@ func BenchmarkIdleAgentMemory(b *testing.B) {
 				Settings: Settings{Name: "agent", PollMinutes: 20, RevisionCap: 2},
 				Key:      &APIKey{Hash: HashSecret(fmt.Sprint(i)), IssuedAt: time.Unix(0, 0)},
 			}
-			if err := fleet.Spawn(&Snapshot{State: st}); err != nil {
+			if err := fleet.Add(&Snapshot{State: st}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -2,32 +2,42 @@ package actors
 
 import "github.com/asynkron/protoactor-go/actor"
 
-// shell is what protoactor holds for each agent. Every agent actor is spawned from one shared
-// Props, whose producer cannot know which agent it makes, so Spawn sends the agent's state to the
-// shell as its first user message (bind). One Props instead of one per agent saves about 200
-// bytes of heap per agent. Lifecycle messages before the binding (Started) are not the agent's
-// business. A shell that lost its binding (a restarted actor, which heeprd's handlers never
-// cause since they recover panics) finds its agent again by its name when a request comes.
+// shell is what protoactor holds for each running agent actor. Every agent actor is spawned from
+// one shared Props, whose producer cannot know which agent it makes, so activation sends the
+// agent's state to the shell as its first user message (bind). One Props instead of one per
+// agent saves about 200 bytes of heap per agent. Lifecycle messages before the binding (Started)
+// are not the agent's business. A shell that lost its binding (a restarted actor, which heeprd's
+// handlers never cause since they recover panics) finds its agent again by its name.
 type shell struct {
-	fleet *Fleet
-	agent *agent
+	fleet   *Fleet
+	agent   *agent
+	mailbox *mailbox // this actor's own: an agent's next actor gets a new one
 }
 
-// bind hands a shell its agent; Spawn sends it before the actor is reachable by anyone else.
-type bind struct{ agent *agent }
+// bind hands a shell its agent and mailbox; activation sends it before anything else.
+type bind struct {
+	agent   *agent
+	mailbox *mailbox
+}
 
-// Receive hands every message to the agent.
+// Receive hands every request to the agent, and reports the actor's stop to StopAll.
 func (s *shell) Receive(c actor.Context) {
-	if b, ok := c.Message().(*bind); ok {
-		s.agent = b.agent
+	switch msg := c.Message().(type) {
+	case *bind:
+		s.agent, s.mailbox = msg.agent, msg.mailbox
+		return
+	case *actor.Stopped:
+		if s.mailbox != nil {
+			if g := s.mailbox.draining.Load(); g != nil {
+				g.stopped()
+			}
+		}
 		return
 	}
 	if s.agent == nil {
 		if _, request := c.Message().(*envelope); !request {
 			return
 		}
-		// Looked up only for a request: on Started, Spawn still holds the shard's lock, and at
-		// start-up every actor would wait on it.
 		if s.agent = s.fleet.agentNamed(c.Self().Id); s.agent == nil {
 			return
 		}

@@ -15,6 +15,7 @@ func newTestMetrics() *Metrics {
 	return New(Sources{
 		Online:     func() float64 { return 2 },
 		Agents:     func() float64 { return 3 },
+		Actors:     func() float64 { return 1 },
 		Registered: func() float64 { return 3 },
 		Healthy:    func() bool { return true },
 	})

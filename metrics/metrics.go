@@ -29,6 +29,7 @@ var PollOutcomes = []string{PollEvents, PollEmpty, PollUnauthorized, PollUnavail
 type Sources struct {
 	Online     func() float64 // agents that polled within the online window
 	Agents     func() float64 // agents known to the server
+	Actors     func() float64 // agents whose actor is running (the rest are passive)
 	Registered func() float64 // agents holding a key that was not revoked
 
 	// Healthy, if set, reports whether storage still accepts writes; heepr_ready is 1 only
@@ -74,6 +75,9 @@ func New(src Sources) *Metrics {
 		gaugeFunc("agents_online", "Agents whose last poll is within the online window.",
 			src.Online),
 		gaugeFunc("agents", "Agents known to the server.", src.Agents),
+		gaugeFunc("agent_actors",
+			"Agents whose actor is running; the others are passive until their next message.",
+			src.Actors),
 		gaugeFunc("agents_registered",
 			"Agents that redeemed a bootstrap token and hold a key that was not revoked.",
 			src.Registered),

@@ -199,6 +199,7 @@ func TestChanges(t *testing.T) {
 func TestValues(t *testing.T) {
 	healthy := true
 	m := New(Sources{Online: func() float64 { return 7 }, Agents: func() float64 { return 9 },
+		Actors:     func() float64 { return 4 },
 		Registered: func() float64 { return 8 }, Healthy: func() bool { return healthy }})
 	m.Poll(PollEmpty, 0.001)
 	m.Poll(PollEmpty, 0.001)
@@ -233,7 +234,7 @@ func TestValues(t *testing.T) {
 	}
 	gauges := heeprSeries(t, m.Registry)
 	for k, v := range map[string]float64{"heepr_agents_online{}": 7, "heepr_agents{}": 9,
-		"heepr_agents_registered{}": 8} {
+		"heepr_agents_registered{}": 8, "heepr_agent_actors{}": 4} {
 		if gauges[k] != v {
 			t.Errorf("%s = %v, want %v", k, gauges[k], v)
 		}

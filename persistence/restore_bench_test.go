@@ -96,7 +96,7 @@ func restoreAll(b *testing.B, s *Store) (stop func()) {
 	fleet := actors.NewFleet(system, &actors.Env{Now: time.Now,
 		Online: actors.NewOnlineTracker(time.Hour, time.Now())})
 	for _, snap := range snaps {
-		if err := fleet.Spawn(snap); err != nil {
+		if err := fleet.Add(snap); err != nil {
 			b.Fatal(err)
 		}
 	}

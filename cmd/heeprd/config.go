@@ -30,6 +30,7 @@ type config struct {
 	AuthFailRate     float64
 	AuthFailBurst    float64
 	SnapshotInterval time.Duration
+	PassivateAfter   time.Duration
 	AskTimeout       time.Duration
 	ShutdownTimeout  time.Duration
 	ReadTimeout      time.Duration
@@ -100,6 +101,8 @@ func (c *config) define(fs *flag.FlagSet) {
 		"failed authentications allowed at once per source address before it gets 429")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 10*time.Second,
 		"how often last-poll times are written to disk (the only state allowed to lag)")
+	fs.DurationVar(&c.PassivateAfter, "passivate-after", 10*time.Minute,
+		"stop the actor of an agent sent no message for this long; its state stays in memory")
 	fs.DurationVar(&c.AskTimeout, "ask-timeout", 5*time.Second,
 		"how long a request waits for its agent's actor before answering 503")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second,
@@ -162,6 +165,7 @@ func (c *config) validate() error {
 	check(c.AuthFailRate >= 0 && c.AuthFailBurst >= 1,
 		"--auth-fail-rate must be >= 0 and --auth-fail-burst >= 1")
 	check(c.SnapshotInterval >= 100*time.Millisecond, "--snapshot-interval must be at least 100ms")
+	check(c.PassivateAfter >= time.Second, "--passivate-after must be at least 1s")
 	check(c.AskTimeout > 0 && c.ShutdownTimeout > 0, "timeouts must be positive")
 	check(c.ReadTimeout > 0 && c.WriteTimeout > 0 && c.IdleTimeout > 0, "timeouts must be positive")
 	check(c.MaxConns > 0, "--max-conns must be positive")

@@ -100,6 +100,7 @@ func (d *daemon) build() {
 	d.metrics = metrics.New(metrics.Sources{
 		Online:     func() float64 { return float64(d.env.Online.Online()) },
 		Agents:     func() float64 { return float64(d.fleet.Size()) },
+		Actors:     func() float64 { return float64(d.fleet.Active()) },
 		Registered: func() float64 { return float64(d.env.Registered.Load()) },
 		Healthy:    func() bool { return d.store != nil && d.store.Healthy() },
 	})
@@ -116,6 +117,9 @@ func (d *daemon) build() {
 func (d *daemon) startLoops(ctx context.Context) {
 	go every(ctx, time.Second, d.env.Online.Sweep)
 	go every(ctx, d.cfg.SnapshotInterval, d.flushHeartbeats)
+	go every(ctx, passivateSweep(d.cfg.PassivateAfter), func(now time.Time) {
+		d.fleet.Passivate(now, d.cfg.PassivateAfter)
+	})
 	go d.srv.RunMaintenance(ctx)
 	go d.env.Deadlines.Run(ctx, func(agentID, orderID string) {
 		d.fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID})
@@ -177,7 +181,7 @@ func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, 
 		return fmt.Errorf("restore: %w", err)
 	}
 	for _, snap := range snaps {
-		if err := fleet.Spawn(snap); err != nil {
+		if err := fleet.Add(snap); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
 		if !snap.LastPoll.IsZero() { // the tracker ignores a poll whose window has ended
@@ -187,6 +191,12 @@ func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, 
 	m.OrdersRestored(snaps)
 	log.Info("state restored", "agents", len(snaps), "took", time.Since(start).String())
 	return nil
+}
+
+// passivateSweep is how often idle actors are looked for: a tenth of the idle time, so an actor
+// stops at most 10% later than asked, within 1 s to 30 s.
+func passivateSweep(idle time.Duration) time.Duration {
+	return min(max(idle/10, time.Second), 30*time.Second)
 }
 
 // every calls f once per period until ctx ends.
