@@ -114,6 +114,21 @@ func (f *Fleet) Active() int64 { return f.active.Load() }
 // Env returns the environment the fleet's actors share.
 func (f *Fleet) Env() *Env { return f.env }
 
+// Grow makes room for n more agents, so that a restore fills the routing table without
+// rehashing it over and over.
+func (f *Fleet) Grow(n int) {
+	for i := range f.shards {
+		s := &f.shards[i]
+		s.mu.Lock()
+		grown := make(map[string]*Ref, len(s.refs)+n/shardCount+n/(8*shardCount))
+		for id, ref := range s.refs {
+			grown[id] = ref
+		}
+		s.refs = grown
+		s.mu.Unlock()
+	}
+}
+
 // Add puts a stored or new agent into the fleet, passive: its actor starts with its first
 // message. It fails if the id is already taken.
 func (f *Fleet) Add(snap *Snapshot) error {

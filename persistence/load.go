@@ -8,33 +8,48 @@ import (
 	"github.com/heepr/heeprd/actors"
 )
 
-// Load reads every agent, in no particular order, with its orders, queued events, skill files
+// Load reads every agent, in the order of their ids, with its orders, queued events, skill files
 // and last poll time. A record that does not decode, or that belongs to no agent, fails the whole
 // load with an error naming its key: starting with part of the data would silently lose the rest.
 func (s *Store) Load() ([]*actors.Snapshot, error) {
-	snaps := make(map[string]*actors.Snapshot)
+	var agents agentIndex
 	steps := []struct {
 		prefix string
 		read   func(key string, value []byte) error
 	}{
-		{prefixAgent, func(k string, v []byte) error { return loadAgent(snaps, k, v) }},
-		{prefixHeartbeat, func(k string, v []byte) error { return loadHeartbeat(snaps, k, v) }},
-		{prefixOrder, func(k string, v []byte) error { return loadOrder(snaps, k, v) }},
-		{prefixEvent, func(k string, v []byte) error { return loadEvent(snaps, k, v) }},
-		{prefixSkill, func(k string, v []byte) error { return loadSkill(snaps, k, v) }},
-		{prefixRemember, func(k string, v []byte) error { return loadRemembered(snaps, k, v) }},
+		{prefixAgent, agents.loadAgent},
+		{prefixHeartbeat, func(k string, v []byte) error { return loadHeartbeat(&agents, k, v) }},
+		{prefixOrder, func(k string, v []byte) error { return loadOrder(&agents, k, v) }},
+		{prefixEvent, func(k string, v []byte) error { return loadEvent(&agents, k, v) }},
+		{prefixSkill, func(k string, v []byte) error { return loadSkill(&agents, k, v) }},
+		{prefixRemember, func(k string, v []byte) error { return loadRemembered(&agents, k, v) }},
 	}
 	for _, step := range steps {
+		agents.next = 0
 		if err := s.scan(step.prefix, step.read); err != nil {
 			return nil, err
 		}
 	}
+	return agents.snaps, nil
+}
 
-	out := make([]*actors.Snapshot, 0, len(snaps))
-	for _, snap := range snaps {
-		out = append(out, snap)
+// agentIndex finds the agent a record belongs to without a map: records under every prefix come
+// in the order of their agent ids, like the agents themselves, so a cursor that only moves forward
+// finds each owner in constant time on average. At a million agents a map cost a third of the
+// restore, in hashing, growth and garbage.
+type agentIndex struct {
+	snaps []*actors.Snapshot // in id order, as scanned
+	next  int                // no later record of the current prefix belongs to an earlier agent
+}
+
+func (x *agentIndex) find(id string) *actors.Snapshot {
+	for x.next < len(x.snaps) && x.snaps[x.next].State.ID < id {
+		x.next++
 	}
-	return out, nil // in no particular order
+	if x.next < len(x.snaps) && x.snaps[x.next].State.ID == id {
+		return x.snaps[x.next]
+	}
+	return nil
 }
 
 // scan calls read for every record under prefix, in key order.
@@ -56,7 +71,7 @@ func (s *Store) scan(prefix string, read func(key string, value []byte) error) e
 	})
 }
 
-func loadAgent(snaps map[string]*actors.Snapshot, key string, v []byte) error {
+func (x *agentIndex) loadAgent(key string, v []byte) error {
 	id, _, err := splitAgentKey(key, prefixAgent)
 	if err != nil {
 		return err
@@ -68,25 +83,25 @@ func loadAgent(snaps map[string]*actors.Snapshot, key string, v []byte) error {
 	if st.ID != id || !actors.ValidAgentID(id) {
 		return fmt.Errorf("%w: record is for agent %q", ErrCorrupt, st.ID)
 	}
-	snaps[id] = &actors.Snapshot{State: st}
+	x.snaps = append(x.snaps, &actors.Snapshot{State: st})
 	return nil
 }
 
 // owner finds the snapshot a dependent record belongs to.
-func owner(snaps map[string]*actors.Snapshot, key, prefix string) (*actors.Snapshot, string, error) {
+func owner(agents *agentIndex, key, prefix string) (*actors.Snapshot, string, error) {
 	id, rest, err := splitAgentKey(key, prefix)
 	if err != nil {
 		return nil, "", err
 	}
-	snap := snaps[id]
+	snap := agents.find(id)
 	if snap == nil {
 		return nil, "", fmt.Errorf("%w: no agent record for %q", ErrCorrupt, id)
 	}
 	return snap, rest, nil
 }
 
-func loadHeartbeat(snaps map[string]*actors.Snapshot, key string, v []byte) error {
-	snap, _, err := owner(snaps, key, prefixHeartbeat)
+func loadHeartbeat(agents *agentIndex, key string, v []byte) error {
+	snap, _, err := owner(agents, key, prefixHeartbeat)
 	if err != nil {
 		return err
 	}
@@ -94,8 +109,8 @@ func loadHeartbeat(snaps map[string]*actors.Snapshot, key string, v []byte) erro
 	return err
 }
 
-func loadOrder(snaps map[string]*actors.Snapshot, key string, v []byte) error {
-	snap, orderID, err := owner(snaps, key, prefixOrder)
+func loadOrder(agents *agentIndex, key string, v []byte) error {
+	snap, orderID, err := owner(agents, key, prefixOrder)
 	if err != nil {
 		return err
 	}
@@ -110,8 +125,8 @@ func loadOrder(snaps map[string]*actors.Snapshot, key string, v []byte) error {
 	return nil
 }
 
-func loadEvent(snaps map[string]*actors.Snapshot, key string, v []byte) error {
-	snap, rest, err := owner(snaps, key, prefixEvent)
+func loadEvent(agents *agentIndex, key string, v []byte) error {
+	snap, rest, err := owner(agents, key, prefixEvent)
 	if err != nil {
 		return err
 	}
@@ -130,8 +145,8 @@ func loadEvent(snaps map[string]*actors.Snapshot, key string, v []byte) error {
 	return nil
 }
 
-func loadSkill(snaps map[string]*actors.Snapshot, key string, v []byte) error {
-	snap, file, err := owner(snaps, key, prefixSkill)
+func loadSkill(agents *agentIndex, key string, v []byte) error {
+	snap, file, err := owner(agents, key, prefixSkill)
 	if err != nil {
 		return err
 	}
@@ -142,8 +157,8 @@ func loadSkill(snaps map[string]*actors.Snapshot, key string, v []byte) error {
 	return nil
 }
 
-func loadRemembered(snaps map[string]*actors.Snapshot, key string, v []byte) error {
-	snap, idemKey, err := owner(snaps, key, prefixRemember)
+func loadRemembered(agents *agentIndex, key string, v []byte) error {
+	snap, idemKey, err := owner(agents, key, prefixRemember)
 	if err != nil {
 		return err
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/heepr/heeprd/actors"
 )
 
-// BenchmarkRestoreVsIteration stores registered, idle agents, then times a restore (Load and a
-// spawned actor per agent, as heeprd does at start-up) against a plain badger iteration over
-// the same directory, in the same run, and reports their ratio.
+// BenchmarkRestoreVsIteration stores registered, idle agents, then times a restore (Load and
+// every agent added to a fleet, as heeprd does at start-up) against a plain badger iteration
+// over the same directory, in the same run, and reports their ratio.
 func BenchmarkRestoreVsIteration(b *testing.B) {
 	const agents = 100_000
 	dir := b.TempDir()
@@ -95,6 +95,7 @@ func restoreAll(b *testing.B, s *Store) (stop func()) {
 		func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	fleet := actors.NewFleet(system, &actors.Env{Now: time.Now,
 		Online: actors.NewOnlineTracker(time.Hour, time.Now())})
+	fleet.Grow(len(snaps))
 	for _, snap := range snaps {
 		if err := fleet.Add(snap); err != nil {
 			b.Fatal(err)

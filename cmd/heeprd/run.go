@@ -172,7 +172,7 @@ func transportConfig(cfg *config, adminToken string, agentAddr net.Addr) transpo
 	}
 }
 
-// restore spawns an actor for every stored agent before the agent API opens.
+// restore adds every stored agent to the fleet, passive, before the agent API opens.
 func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, env *actors.Env,
 	log *slog.Logger) error {
 	start := time.Now()
@@ -180,6 +180,7 @@ func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, 
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	fleet.Grow(len(snaps))
 	for _, snap := range snaps {
 		if err := fleet.Add(snap); err != nil {
 			return fmt.Errorf("restore: %w", err)
