@@ -1,7 +1,12 @@
 package persistence
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -11,7 +16,44 @@ import (
 // Load reads every agent, in the order of their ids, with its orders, queued events, skill files
 // and last poll time. A record that does not decode, or that belongs to no agent, fails the whole
 // load with an error naming its key: starting with part of the data would silently lose the rest.
+//
+// Agent ids are random, so the id space splits into parts of about equal size that share no
+// agent. Each part is read by a goroutine of its own, one per CPU: decoding, not badger, is
+// most of the work.
 func (s *Store) Load() ([]*actors.Snapshot, error) {
+	bounds := idBounds(runtime.GOMAXPROCS(0))
+	parts := make([][]*actors.Snapshot, len(bounds)-1)
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i], errs[i] = s.loadPart(bounds[i], bounds[i+1])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return slices.Concat(parts...), nil
+}
+
+// idBounds splits the agent id space into n parts by the first character after the id prefix:
+// the bounds of part i are bounds[i] (inclusive) and bounds[i+1] (exclusive), "" meaning open.
+// The open ends also catch malformed ids, so that they fail the load.
+func idBounds(n int) []string {
+	const alphabet = "234567abcdefghijklmnopqrstuvwxyz" // base32 in byte order
+	n = min(max(n, 1), 8)
+	bounds := []string{""}
+	for i := 1; i < n; i++ {
+		bounds = append(bounds, actors.AgentPrefix+alphabet[i*len(alphabet)/n:][:1])
+	}
+	return append(bounds, "")
+}
+
+// loadPart reads the agents with ids in [from, to) and every record that belongs to them.
+func (s *Store) loadPart(from, to string) ([]*actors.Snapshot, error) {
 	var agents agentIndex
 	steps := []struct {
 		prefix string
@@ -26,7 +68,7 @@ func (s *Store) Load() ([]*actors.Snapshot, error) {
 	}
 	for _, step := range steps {
 		agents.next = 0
-		if err := s.scan(step.prefix, step.read); err != nil {
+		if err := s.scan(step.prefix, from, to, step.read); err != nil {
 			return nil, err
 		}
 	}
@@ -52,15 +94,20 @@ func (x *agentIndex) find(id string) *actors.Snapshot {
 	return nil
 }
 
-// scan calls read for every record under prefix, in key order.
-func (s *Store) scan(prefix string, read func(key string, value []byte) error) error {
+// scan calls read, in key order, for every record under prefix whose agent id is in
+// [from, to) ("" leaves that end open).
+func (s *Store) scan(prefix, from, to string, read func(key string, value []byte) error) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(prefix)
 		it := txn.NewIterator(opts)
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		end := []byte(prefix + to)
+		for it.Seek([]byte(prefix + from)); it.Valid(); it.Next() {
 			item := it.Item()
+			if to != "" && bytes.Compare(item.Key(), end) >= 0 {
+				return nil
+			}
 			key := string(item.Key())
 			err := item.Value(func(v []byte) error { return read(key, v) })
 			if err != nil {

@@ -3,6 +3,7 @@ package persistence
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,5 +98,25 @@ func TestLoadRefusesOrphanBetweenAgents(t *testing.T) {
 	}
 	if _, err := s.Load(); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("load err = %v, want ErrCorrupt for %s", err, orphan)
+	}
+}
+
+// TestIDBounds: the parts cover the whole id space in order, without overlap, whatever the
+// number of CPUs.
+func TestIDBounds(t *testing.T) {
+	tests := []struct {
+		cpus int
+		want []string
+	}{
+		{0, []string{"", ""}},
+		{1, []string{"", ""}},
+		{2, []string{"", "agt_k", ""}},
+		{4, []string{"", "agt_c", "agt_k", "agt_s", ""}},
+		{64, []string{"", "agt_6", "agt_c", "agt_g", "agt_k", "agt_o", "agt_s", "agt_w", ""}},
+	}
+	for _, tc := range tests {
+		if got := idBounds(tc.cpus); !slices.Equal(got, tc.want) {
+			t.Errorf("idBounds(%d) = %q, want %q", tc.cpus, got, tc.want)
+		}
 	}
 }

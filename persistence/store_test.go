@@ -193,7 +193,7 @@ func TestAppendAnswersInOrder(t *testing.T) {
 		}
 	}
 	count := 0
-	if err := s.scan(prefixEvent, func(string, []byte) error { count++; return nil }); err != nil {
+	if err := s.scan(prefixEvent, "", "", func(string, []byte) error { count++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if count != n {
@@ -248,7 +248,7 @@ func TestFlushManyHeartbeats(t *testing.T) {
 		t.Fatalf("flush of %d heartbeats: %v", n, err)
 	}
 	count := 0
-	if err := s.scan(prefixHeartbeat, func(string, []byte) error { count++; return nil }); err != nil {
+	if err := s.scan(prefixHeartbeat, "", "", func(string, []byte) error { count++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if count != n {
