@@ -105,8 +105,9 @@ type agent struct {
 	answers *answers // idempotent answers; nil until the agent sends an Idempotency-Key
 }
 
-func newAgent(env *Env, ref *Ref, snap *Snapshot) *agent {
-	a := &agent{
+// init sets the agent up from its snapshot. The agent lives inside its Ref (see newRef).
+func (a *agent) init(env *Env, ref *Ref, snap *Snapshot) {
+	*a = agent{
 		env: env, ref: ref, state: snap.State,
 		events: snap.Events, skill: snap.Skill,
 	}
@@ -118,7 +119,6 @@ func newAgent(env *Env, ref *Ref, snap *Snapshot) *agent {
 		a.scheduleDeadlines(o)
 	}
 	a.restoreRemembered(snap.Remembered)
-	return a
 }
 
 func (a *agent) restoreRemembered(records []*Remembered) {

@@ -193,7 +193,7 @@ func TestIdempotencyRestored(t *testing.T) {
 	key := HashSecret("s")
 	snap := &Snapshot{State: AgentState{ID: id, Status: Active, Key: &APIKey{Hash: key}},
 		Remembered: recs}
-	a := newAgent(te.Env, &Ref{fleet: NewFleet(nil, te.Env), id: id}, snap)
+	a := &newRef(NewFleet(nil, te.Env), snap).agent
 
 	v, changes, err := a.handle(&Decline{Key: key, Idem: idem("a", 1), OrderID: res.OrderID},
 		t0.Add(time.Minute))

@@ -11,10 +11,19 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// BenchmarkIdleAgentMemory spawns registered, idle agents and reports the heap they hold: bytes
+// BenchmarkIdleAgentMemory adds registered, idle agents and reports the heap they hold: bytes
 // and objects per agent, the figures that decide how a million agents fit (and how much the
-// garbage collector must walk). Allocation counts do not drift with machine noise.
+// garbage collector must walk). "passive" agents are as a restart or passivation leaves them;
+// "active" ones were each sent a message, so each has a running actor. Allocation counts do
+// not drift with machine noise.
 func BenchmarkIdleAgentMemory(b *testing.B) {
+	for _, active := range []bool{false, true} {
+		name := map[bool]string{false: "passive", true: "active"}[active]
+		b.Run(name, func(b *testing.B) { measureIdleAgents(b, active) })
+	}
+}
+
+func measureIdleAgents(b *testing.B, active bool) {
 	const agents = 100_000
 	for range b.N {
 		system := actor.NewActorSystem(actor.WithLoggerFactory(
@@ -30,6 +39,12 @@ func BenchmarkIdleAgentMemory(b *testing.B) {
 				Key:      &APIKey{Hash: HashSecret(fmt.Sprint(i)), IssuedAt: time.Unix(0, 0)},
 			}
 			if err := fleet.Add(&Snapshot{State: st}); err != nil {
+				b.Fatal(err)
+			}
+			if !active {
+				continue
+			}
+			if _, err := fleet.Ask(st.ID, &GetAgent{}, time.Minute); err != nil {
 				b.Fatal(err)
 			}
 		}

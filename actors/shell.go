@@ -51,7 +51,7 @@ func (f *Fleet) agentNamed(id string) *agent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if ref := s.refs[id]; ref != nil {
-		return ref.agent
+		return &ref.agent
 	}
 	return nil
 }

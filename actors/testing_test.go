@@ -228,8 +228,7 @@ func newTestAgent(te *testEnv, s Settings) *testAgent {
 			ExpiresAt: t0.Add(7 * 24 * time.Hour)},
 	}
 	f := NewFleet(nil, te.Env)
-	ref := &Ref{fleet: f, id: id}
-	return &testAgent{agent: newAgent(te.Env, ref, &Snapshot{State: state}), fleet: f,
+	return &testAgent{agent: &newRef(f, &Snapshot{State: state}).agent, fleet: f,
 		bootstrap: secret}
 }
 
