@@ -34,10 +34,13 @@ func (f *Fleet) CreateAgent(s Settings, bootstrapTTL, timeout time.Duration) (*B
 // stop removes one agent from the fleet, then poisons its actor if it runs: messages sent
 // before the removal are still handled, and none can be sent after it.
 func (f *Fleet) stop(id string) {
-	s := f.shard(id)
+	s, k, ok := f.route(id)
+	if !ok {
+		return
+	}
 	s.mu.Lock()
-	ref := s.refs[id]
-	delete(s.refs, id)
+	ref := s.refs[k]
+	delete(s.refs, k)
 	var pid *actor.PID
 	if ref != nil {
 		pid = ref.pid

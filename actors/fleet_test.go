@@ -146,6 +146,8 @@ func TestFleetAskErrors(t *testing.T) {
 	}{
 		{"unknown agent", NewAgentID(), &GetAgent{}, journalSync, ErrNoAgent},
 		{"empty id", "", &GetAgent{}, journalSync, ErrNoAgent},
+		{"malformed id", id + "x", &GetAgent{}, journalSync, ErrNoAgent},
+		{"id without prefix", id[len(AgentPrefix):], &GetAgent{}, journalSync, ErrNoAgent},
 		{"handler error", id, &Poll{Key: HashSecret("x")}, journalSync, ErrKeyUnknown},
 		{"journal failure", id, &PutSkill{File: "RULES.md", Content: "x"}, journalFail,
 			ErrUnavailable},
@@ -193,7 +195,18 @@ func TestFleetLateAnswerIsNotReused(t *testing.T) {
 	}
 }
 
-func TestFleetSpawn(t *testing.T) {
+func TestFleetAdd(t *testing.T) {
+	t.Run("malformed id", func(t *testing.T) {
+		f, _ := newTestFleet(t, journalSync)
+		for _, id := range []string{"", "agt_", "agt_short", "AGT_ABCDEFGHIJKLMNOP", "agent-1"} {
+			if err := f.Add(&Snapshot{State: AgentState{ID: id, Status: Active}}); err == nil {
+				t.Errorf("Add(%q) succeeded", id)
+			}
+		}
+		if f.Size() != 0 {
+			t.Errorf("size = %d, want 0", f.Size())
+		}
+	})
 	t.Run("duplicate", func(t *testing.T) {
 		f, _ := newTestFleet(t, journalSync)
 		id, _ := spawnAgent(t, f)

@@ -47,10 +47,13 @@ func (s *shell) Receive(c actor.Context) {
 
 // agentNamed returns the state of the agent with the id, if it is in the fleet.
 func (f *Fleet) agentNamed(id string) *agent {
-	s := f.shard(id)
+	s, k, ok := f.route(id)
+	if !ok {
+		return nil
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if ref := s.refs[id]; ref != nil {
+	if ref := s.refs[k]; ref != nil {
 		return &ref.agent
 	}
 	return nil
