@@ -5,8 +5,9 @@
 // It loads only servers on this machine: either one it starts itself (--spawn) or a running one
 // given by loopback URLs (--target); any other host is refused. Every run stops by itself after
 // its --warmup plus --duration (at most an hour each) or --requests requests, whichever comes
-// first (a crash run after its --kills or --time-limit); Ctrl-C ends it early and still stops a
-// spawned server.
+// first (a status run after --rounds, at most 100, of two such phases; a crash run after its
+// --kills or --time-limit; a restart run after its --rounds, each start given at most 2
+// minutes to become ready); Ctrl-C ends it early and still stops a spawned server.
 //
 // # Target
 //
@@ -59,9 +60,47 @@
 // placed order is delivered or --drain passes (default: one cadence plus jitter plus 1s);
 // orders never seen count as "not_seen_by_end" errors.
 //
+// poll and mixed sample the server's resident memory (process_resident_memory_bytes from the
+// ops listener's /metrics, known with --spawn and with --target plus --ops) when the measured
+// run starts, every --rss-every (10s; 0: off) during it, and when it ends, and report the
+// first, last, minimum and maximum and the sample count ("rss" in JSON), so that a long run
+// shows whether memory stays flat. A failed scrape is counted, not fatal.
+//
 // heeprd limits each agent's requests (--agent-rate, 20/s by default). A flat-out poll over few
 // agents exceeds that budget and then mostly measures the 429 path; the report says so. Spread
 // the load over more agents, or spawn with --server-args=--agent-rate=0 to measure the poll path.
+//
+// status answers whether synced state changes from many agents reach at least 0.5x the
+// empty-poll throughput of the same run. Keys as in poll; closed loop over --connections
+// (default 256) keep-alive connections, shared by every phase. Each of --rounds (2) rounds is
+// an empty-poll phase (GET /events, rows poll-1, poll-2, ...) and then a status phase
+// (POST /status with {"status":"active"} as application/json, rows status-1, ...), each
+// --warmup plus --duration long, so both kinds see the same machine. Every status request is
+// a durable write: heeprd syncs it to disk (group commit) before answering, even though the
+// value does not change. The report adds, per round, the successful requests per second of
+// both phases and their ratio, the mean of those ratios, and whether it reaches 0.5 ("status"
+// in JSON). Use at least as many --agents as --connections, and --server-args=--agent-rate=0
+// (else the per-agent budget answers 429); the report notes either. An interrupted run reports
+// only its complete rounds.
+//
+// restart measures a restart after a crash against a plain read of the same data. It needs
+// --spawn and --data DIR, a data directory that already holds agents (for example made by
+// provision --spawn BIN --data DIR), and takes --rounds (3), --settle (3s), --fsync,
+// --server-args and --timeout. First it starts heeprd once on a fresh empty directory and
+// reads its RSS --settle after /readyz answers 200: the empty-server baseline. Then each round
+// starts heeprd on DIR, waits for ready and kills it with SIGKILL; (a) times a fresh start to
+// /readyz 200 (polled every 5ms), reads process_resident_memory_bytes and heepr_agents from
+// its /metrics --settle after ready, and kills it with SIGKILL again; (b) with no server
+// running, opens the badger database in DIR/db with heeprd's badger options and times a read
+// of every key and value (open included, close not). Badger refuses a read-only open of a
+// directory whose write-ahead log needs truncating, as after a SIGKILL; the iteration then
+// opens it read-write (which replays the log as heeprd does; the refused attempt is not timed)
+// and a note says so. The first start of every round leaves DIR as a SIGKILL does, whatever
+// the previous iteration did. It reports per round the restart and iteration seconds, their
+// ratio, keys, value bytes, how badger was opened and the RSS; the median ratio; the median
+// RSS after restart, the empty server's RSS, and their difference divided by heepr_agents as
+// bytes per agent. DIR changes as it would under any heeprd start (and read-write badger open)
+// and stays a valid data directory with the same agents.
 //
 // ceiling runs only the bare server, with the poll load flags and --pin: inside the harness, or
 // with --pin as a ceiling-server process on the second CPU.
@@ -135,7 +174,12 @@
 //	go run ./bench poll --target http://127.0.0.1:8080 --ops http://127.0.0.1:9464 \
 //		--keys /tmp/keys.tsv --connections 256 --duration 20s --json
 //	go run ./bench crash --spawn bin/heeprd --kills 50
+//	go run ./bench status --spawn bin/heeprd --server-args=--agent-rate=0 --agents 1000 \
+//		--duration 10s --rounds 3
+//	go run ./bench provision --spawn bin/heeprd --data /tmp/heeprd-data --agents 20000
+//	go run ./bench restart --spawn bin/heeprd --data /tmp/heeprd-data --rounds 5
+//	go run ./bench mixed --spawn bin/heeprd --agents 20000 --cadence 1m --duration 30m
 //
 // The server type (Start, Stop, Kill9, Restart) and the adminClient and agentClient helpers are
-// meant to be reused by further modes; the crash mode uses server.
+// meant to be reused by further modes; the crash and restart modes use server.
 package main

@@ -31,6 +31,8 @@ var modes = map[string]func(ctx context.Context, o *options, stdout, stderr io.W
 	"provision": runProvision,
 	"poll":      runPoll,
 	"mixed":     runMixed,
+	"status":    runStatus,
+	"restart":   runRestart,
 	"ceiling":   runCeiling,
 	"crash":     runCrash,
 	// internal: the bare server alone, started by --pin (not in the usage)
@@ -57,7 +59,8 @@ func main() {
 // the run spawned is stopped either way.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, "usage: go run ./bench provision|poll|mixed|ceiling|crash [flags]\n"+
+		fmt.Fprintln(stderr, "usage: go run ./bench "+
+			"provision|poll|mixed|status|restart|ceiling|crash [flags]\n"+
 			"       go run ./bench <mode> --help lists the flags; go doc ./bench explains them")
 		if len(args) == 0 {
 			return &usageError{errors.New("no mode given")}
@@ -102,6 +105,12 @@ func (o *options) settings() map[string]string {
 		if o.rate > 0 {
 			s["loop"] = "open at " + strconv.FormatFloat(o.rate, 'f', -1, 64) + "/s"
 		}
+	}
+	if o.mode == "status" {
+		s["rounds"] = strconv.Itoa(o.rounds)
+	}
+	if o.rssEvery > 0 {
+		s["rss-every"] = o.rssEvery.String()
 	}
 	if o.mode == "mixed" {
 		s["cadence"] = o.cadence.String()

@@ -55,7 +55,9 @@ func runMixed(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 		poll: newSeries("poll"), place: newSeries("order_place"),
 		seen: newSeries("order_seen"), deliver: newSeries("order_deliver")}
 	stop := p.start("mixed", o.warmup, o.warmup+o.duration, m.poll)
+	rss := startRSSSampler(ctx, t.opsAddr, o.timeout, o.warmup, o.rssEvery)
 	m.run(ctx)
+	rep.RSS = rss.finish()
 	stop()
 
 	rep.Runs = append(rep.Runs, m.poll.summary(), m.place.summary(), m.seen.summary(),

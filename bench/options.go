@@ -16,6 +16,7 @@ const (
 	maxConnections = 10_000
 	maxRate        = 10_000_000
 	defaultMaxReqs = 200_000_000
+	maxRounds      = 100
 )
 
 // options holds the flags of every mode; each mode registers only the flags it reads.
@@ -40,7 +41,10 @@ type options struct {
 	jitter, orderRate          float64
 	orderConns                 int
 	asJSON, progress           bool
-	hasTarget, hasKeys, isLoad bool // which groups this mode registered
+	hasTarget, hasKeys, isLoad bool          // which groups this mode registered
+	rounds                     int           // status and restart: how many rounds
+	settle                     time.Duration // restart: wait after ready before reading RSS
+	rssEvery                   time.Duration // poll and mixed: RSS sampling interval; 0: off
 	crash                      crashOptions
 }
 
@@ -59,25 +63,34 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	case "poll":
 		o.targetFlags(fs)
 		o.agentFlags(fs)
-		o.loadFlags(fs, 10*time.Second, true)
+		o.loadFlags(fs, 10*time.Second, 64, true)
 		fs.BoolVar(&o.ceiling, "ceiling", false,
 			"measure a bare fasthttp server before and after heeprd and report ratios")
 		o.pinFlag(fs)
+		o.rssFlag(fs)
 	case "ceiling":
-		o.loadFlags(fs, 10*time.Second, true)
+		o.loadFlags(fs, 10*time.Second, 64, true)
 		o.pinFlag(fs)
 	case ceilingServerMode:
 		fs.StringVar(&o.addr, "addr", "127.0.0.1:0", "listen here (loopback; port 0: any)")
 	case "mixed":
 		o.targetFlags(fs)
 		o.agentFlags(fs)
-		o.loadFlags(fs, time.Minute, false)
+		o.loadFlags(fs, time.Minute, 64, false)
 		o.mixedFlags(fs)
+		o.rssFlag(fs)
+	case "status":
+		o.targetFlags(fs)
+		o.agentFlags(fs)
+		o.loadFlags(fs, 10*time.Second, 256, false)
+		fs.IntVar(&o.rounds, "rounds", 2, "empty-poll and status phases, this many times each")
+	case "restart":
+		o.restartFlags(fs)
 	case "crash":
 		o.crashFlags(fs)
 	default:
-		return nil, fmt.Errorf("unknown mode %q (want provision, poll, mixed, ceiling or crash)",
-			mode)
+		return nil, fmt.Errorf("unknown mode %q (want provision, poll, mixed, status, "+
+			"restart, ceiling or crash)", mode)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -117,9 +130,10 @@ func (o *options) agentFlags(fs *flag.FlagSet) {
 			"--spawn, else written")
 }
 
-func (o *options) loadFlags(fs *flag.FlagSet, duration time.Duration, openLoop bool) {
+func (o *options) loadFlags(fs *flag.FlagSet, duration time.Duration, conns int,
+	openLoop bool) {
 	o.isLoad = true
-	fs.IntVar(&o.conns, "connections", 64, "workers, each with its own keep-alive connection")
+	fs.IntVar(&o.conns, "connections", conns, "workers, each with its own keep-alive connection")
 	fs.DurationVar(&o.duration, "duration", duration, "measured length of the run")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before the measured run, not counted")
 	if openLoop { // mixed mode is open loop by its cadence
@@ -132,6 +146,14 @@ func (o *options) pinFlag(fs *flag.FlagSet) {
 	fs.BoolVar(&o.pin, "pin", false, "pin the harness to one CPU and the server under test "+
 		"(spawned heeprd, ceiling server as a process of its own) to another; "+
 		"needs 2 CPUs, else runs unpinned with a note")
+}
+
+// rssFlag registers --rss-every: the server's RSS is sampled during the measured run, so that
+// a long run shows whether memory stays flat.
+func (o *options) rssFlag(fs *flag.FlagSet) {
+	fs.DurationVar(&o.rssEvery, "rss-every", rssEveryDefault, "sample the server's "+
+		"process_resident_memory_bytes from its /metrics this often during the measured run, "+
+		"and once at its start and end (0: off)")
 }
 
 func (o *options) mixedFlags(fs *flag.FlagSet) {
@@ -178,6 +200,13 @@ func (o *options) validate() error {
 		check(o.rate >= 0 && o.rate <= maxRate, "--rate must be 0 to 10000000")
 		check(o.maxRequests > 0 && o.maxRequests <= defaultMaxReqs, "--requests must be 1 to 2e8")
 	}
+	if o.mode == "poll" || o.mode == "mixed" {
+		check(o.rssEvery == 0 || (o.rssEvery >= 100*time.Millisecond && o.rssEvery <= maxDuration),
+			"--rss-every must be 0 (off) or 100ms to 1h")
+	}
+	if o.mode == "status" {
+		check(o.rounds >= 1 && o.rounds <= maxRounds, "--rounds must be 1 to 100")
+	}
 	if o.mode == "mixed" {
 		check(o.cadence >= time.Millisecond && o.cadence <= maxDuration,
 			"--cadence must be 1ms to 1h")
@@ -200,6 +229,9 @@ func (o *options) validate() error {
 	}
 	if o.mode == "crash" {
 		errs = append(errs, o.validateCrash())
+	}
+	if o.mode == "restart" {
+		errs = append(errs, o.validateRestart())
 	}
 	return errors.Join(errs...)
 }

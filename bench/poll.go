@@ -46,7 +46,9 @@ func runPoll(ctx context.Context, o *options, stdout, stderr io.Writer) (err err
 		}
 		ceilings = append(ceilings, before)
 	}
+	rss := startRSSSampler(ctx, t.opsAddr, o.timeout, o.warmup, o.rssEvery)
 	heeprd := pollRun(ctx, o.loadSpec(), t.agentAddr, o.timeout, auth, "heeprd", p)
+	rep.RSS = rss.finish()
 	rep.readHarnessCPUs()
 	if t.srv != nil {
 		rep.CPUs.Heeprd = rep.cpusOf("heeprd", t.srv.PID())
@@ -150,12 +152,23 @@ func bearerHeaders(keys []agentKey) [][]byte {
 func pollRun(ctx context.Context, spec loadSpec, addr string, timeout time.Duration,
 	auth [][]byte, name string, p *progress) seriesSummary {
 	ep := newEndpoint(addr, spec.conns, timeout)
+	defer ep.hc.CloseIdleConnections()
+	return loadRun(ctx, spec, ep, auth, pollShot, name, p)
+}
+
+// shotMaker builds the per-worker setup and the request of one kind of load over ep, with
+// the workers rotating over the keys in auth.
+type shotMaker func(ep *endpoint, auth [][]byte, conns int) (setup func(*worker), fire shot)
+
+// loadRun runs spec with the requests of newShot over ep and summarizes it as the series
+// name. It leaves ep's connections open, so that a following run reuses them.
+func loadRun(ctx context.Context, spec loadSpec, ep *endpoint, auth [][]byte,
+	newShot shotMaker, name string, p *progress) seriesSummary {
 	s := newSeries(name)
-	setup, fire := pollShot(ep, auth, spec.conns)
+	setup, fire := newShot(ep, auth, spec.conns)
 	stop := p.start(name, spec.warmup, spec.warmup+spec.duration, s)
 	runLoad(ctx, spec, s, setup, fire)
 	stop()
-	ep.hc.CloseIdleConnections()
 	return s.summary()
 }
 
@@ -170,14 +183,21 @@ func pollShot(ep *endpoint, auth [][]byte, conns int) (setup func(*worker), fire
 		w.next = w.id % len(auth)
 	}
 	fire = func(w *worker) string {
-		w.req.Header.SetBytesV(fasthttp.HeaderAuthorization, auth[w.next])
-		if w.next += conns; w.next >= len(auth) {
-			w.next %= len(auth)
-		}
+		w.req.Header.SetBytesV(fasthttp.HeaderAuthorization, w.nextKey(auth, conns))
 		err := ep.hc.Do(w.req, w.resp)
 		return responseClass(err, w.resp, fasthttp.StatusOK)
 	}
 	return setup, fire
+}
+
+// nextKey returns the worker's current Authorization value and moves on by conns keys, so
+// that conns workers starting at keys 0..conns-1 together use every key.
+func (w *worker) nextKey(auth [][]byte, conns int) []byte {
+	key := auth[w.next]
+	if w.next += conns; w.next >= len(auth) {
+		w.next %= len(auth)
+	}
+	return key
 }
 
 // ceilingRun measures a bare server with the same load as the heeprd run: inside the harness,

@@ -22,10 +22,7 @@ func TestPollShotRotatesKeys(t *testing.T) {
 			w := &worker{id: id, req: &fasthttp.Request{}}
 			setup(w)
 			for range tt.keys {
-				used[w.next] = true
-				if w.next += tt.conns; w.next >= len(auth) {
-					w.next %= len(auth)
-				}
+				used[int(w.nextKey(auth, tt.conns)[0])] = true
 			}
 		}
 		if len(used) != tt.keys {

@@ -20,6 +20,8 @@ type report struct {
 	Provision *provisionResult  `json:"provision,omitempty"`
 	Ceiling   *ceilingResult    `json:"ceiling,omitempty"`
 	Orders    *orderResult      `json:"orders,omitempty"`
+	Status    *statusResult     `json:"status,omitempty"`
+	RSS       *rssResult        `json:"rss,omitempty"`
 	Notes     []string          `json:"notes,omitempty"`
 }
 
@@ -113,6 +115,13 @@ func (r *report) writeTable(w io.Writer) {
 		fmt.Fprintf(w, "\norders: placed %d, seen %d, delivered %d, unseen at end %d\n",
 			o.Placed, o.Seen, o.Delivered, o.Unseen)
 	}
+	if st := r.Status; st != nil {
+		fmt.Fprintln(w)
+		st.writeTable(w)
+	}
+	if r.RSS != nil {
+		fmt.Fprintln(w, "\n"+r.RSS.line())
+	}
 	r.writeErrors(w)
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
@@ -123,7 +132,7 @@ func (r *report) writeTable(w io.Writer) {
 func (r *report) noteRateLimits(s seriesSummary, agents int) {
 	if n := s.ErrorsBy["429 rate_limited"]; n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("%s: %d requests exceeded heeprd's per-agent "+
-			"budget (%.0f req/s over %d agents); to measure the poll path instead, use more "+
+			"budget (%.0f req/s over %d agents); to measure the request path instead, use more "+
 			"--agents or --server-args=--agent-rate=0", s.Name, n, s.Rate, agents))
 	}
 }

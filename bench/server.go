@@ -34,6 +34,7 @@ type server struct {
 	cpu                   int      // started under taskset on this CPU; -1: not pinned
 	adminToken            string
 	agentAddr, opsAddr    string
+	readyEvery            time.Duration // /readyz poll interval: the resolution of a timed start
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when cmd has been waited for
@@ -54,6 +55,7 @@ func newServer(bin, dataDir string, fsync bool, extraArgs []string) (*server, er
 	_, _ = rand.Read(secret) // never fails on supported platforms
 	return &server{bin: bin, dataDir: dataDir, logPath: filepath.Join(workDir, "heeprd.log"),
 		workDir: workDir, fsync: fsync, extraArgs: extraArgs, cpu: -1,
+		readyEvery: 50 * time.Millisecond,
 		adminToken: "adm_bench_" + hex.EncodeToString(secret)}, nil
 }
 
@@ -111,7 +113,7 @@ func (s *server) waitReady(ctx context.Context) error {
 				cause, s.logPath, tail(s.logPath, 10))
 		case <-ctx.Done():
 			return errors.Join(fmt.Errorf("server: wait for ready: %w", ctx.Err()), s.Kill9())
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(s.readyEvery):
 		}
 		if time.Now().After(deadline) {
 			return errors.Join(fmt.Errorf("server: not ready after %s", readyTimeout), s.Kill9())

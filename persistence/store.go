@@ -53,6 +53,19 @@ type Store struct {
 	memFiles map[string][]byte
 }
 
+// BadgerOptions are the badger options heeprd opens dir with, before the choices of Options
+// (sync, memory only, logging). Memory is sized next to what the agents need rather than to
+// badger's defaults (about 670 MiB), and files go to the value log, so a batch stays small.
+// Tools that read a data directory, such as the load harness, open it the same way.
+func BadgerOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueThreshold(64 << 10)
+}
+
 // Open opens (or creates) the badger directory and starts the committer.
 func Open(o Options) (*Store, error) {
 	if o.Log == nil {
@@ -61,15 +74,10 @@ func Open(o Options) (*Store, error) {
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
-	opts := badger.DefaultOptions(o.Dir).
+	opts := BadgerOptions(o.Dir).
 		WithInMemory(o.InMemory).
 		WithSyncWrites(o.Fsync).
-		WithLogger(badgerLogger{o.Log}).
-		WithMemTableSize(32 << 20).
-		WithNumMemtables(3).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
-		WithValueThreshold(64 << 10) // files go to the value log, so a batch stays small
+		WithLogger(badgerLogger{o.Log})
 	if o.InMemory {
 		// Without a value log every value is kept inline, so records may be up to badger's
 		// largest inline size, and delivered files live in a map of their own (memFiles).

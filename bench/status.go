@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// statusTarget is the ratio of status throughput to empty-poll throughput the status mode
+// checks for: synced state changes from many agents should reach at least half the rate of
+// the cheapest request.
+const statusTarget = 0.5
+
+// statusBody is what every status-phase request sends. Setting the status an agent already
+// has is still a write heeprd syncs to disk before answering, so every request costs a commit.
+var statusBody = []byte(`{"status":"active"}`)
+
+// runStatus is the status mode: --rounds times an empty-poll phase (GET /events) and then a
+// status phase (POST /status), both closed loop over the same keep-alive connections and
+// agents, so that both see the same machine; it reports each phase and their throughput ratio.
+func runStatus(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
+	t, err := openTarget(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeTarget(t, &err)
+	rep, p := newReport(o, t), newProgress(stderr, o.progress)
+	keys, err := obtainKeys(ctx, o, t, rep, p)
+	if err != nil {
+		return err
+	}
+	rep.Settings["agents"] = strconv.Itoa(len(keys))
+	if len(keys) < o.conns {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d agents for %d connections: several "+
+			"workers write as the same agent, whose writes queue behind each other; use "+
+			"--agents of at least --connections to measure writes from many agents",
+			len(keys), o.conns))
+	}
+	polls, statuses := statusRounds(ctx, o, t, bearerHeaders(keys), p)
+	for i := range polls {
+		rep.Runs = append(rep.Runs, polls[i], statuses[i])
+		rep.noteRateLimits(polls[i], len(keys))
+		rep.noteRateLimits(statuses[i], len(keys))
+	}
+	rep.Status = newStatusResult(polls, statuses)
+	ferr := t.finish(rep)
+	return errors.Join(rep.write(stdout, o.asJSON), ferr)
+}
+
+// statusRounds runs the phases: poll-1, status-1, poll-2, ... over one endpoint, whose
+// keep-alive connections every phase reuses. A cancelled ctx ends the rounds early; only
+// rounds with both phases are returned.
+func statusRounds(ctx context.Context, o *options, t *target, auth [][]byte,
+	p *progress) (polls, statuses []seriesSummary) {
+	ep := newEndpoint(t.agentAddr, o.conns, o.timeout)
+	defer ep.hc.CloseIdleConnections()
+	spec := o.loadSpec()
+	for round := 1; round <= o.rounds && ctx.Err() == nil; round++ {
+		n := strconv.Itoa(round)
+		poll := loadRun(ctx, spec, ep, auth, pollShot, "poll-"+n, p)
+		status := loadRun(ctx, spec, ep, auth, statusShot, "status-"+n, p)
+		if ctx.Err() != nil {
+			break
+		}
+		polls, statuses = append(polls, poll), append(statuses, status)
+	}
+	return polls, statuses
+}
+
+// statusShot returns the setup and the request of a status worker: POST /status with
+// statusBody, keys rotated as in pollShot. The body is set once and reused.
+func statusShot(ep *endpoint, auth [][]byte, conns int) (setup func(*worker), fire shot) {
+	uri := ep.base + "/status"
+	setup = func(w *worker) {
+		w.req.Header.SetMethod(fasthttp.MethodPost)
+		w.req.SetRequestURI(uri)
+		w.req.Header.SetContentType("application/json")
+		w.req.SetBodyRaw(statusBody)
+		w.next = w.id % len(auth)
+	}
+	fire = func(w *worker) string {
+		w.req.Header.SetBytesV(fasthttp.HeaderAuthorization, w.nextKey(auth, conns))
+		err := ep.hc.Do(w.req, w.resp)
+		return responseClass(err, w.resp, fasthttp.StatusOK)
+	}
+	return setup, fire
+}
+
+// statusResult compares the status phases with the empty-poll phases, round by round.
+type statusResult struct {
+	Rounds    []statusRound `json:"rounds"`
+	MeanRatio float64       `json:"mean_ratio"`
+	Target    float64       `json:"target_ratio"`
+	TargetMet bool          `json:"target_met"`
+}
+
+// statusRound is one round's successful requests per second of each phase and their ratio.
+type statusRound struct {
+	PollRate   float64 `json:"poll_ok_per_second"`
+	StatusRate float64 `json:"status_ok_per_second"`
+	Ratio      float64 `json:"ratio"`
+}
+
+// newStatusResult pairs polls[i] with statuses[i]. Rates count successful requests only: a
+// failed status request synced nothing, and a fast error must not pass for throughput.
+func newStatusResult(polls, statuses []seriesSummary) *statusResult {
+	r := &statusResult{Rounds: []statusRound{}, Target: statusTarget}
+	for i := range min(len(polls), len(statuses)) {
+		pr, sr := okRate(polls[i]), okRate(statuses[i])
+		r.Rounds = append(r.Rounds, statusRound{PollRate: pr, StatusRate: sr,
+			Ratio: ratio(sr, pr)})
+		r.MeanRatio += ratio(sr, pr)
+	}
+	if n := len(r.Rounds); n > 0 {
+		r.MeanRatio /= float64(n)
+	}
+	r.TargetMet = len(r.Rounds) > 0 && r.MeanRatio >= statusTarget
+	return r
+}
+
+// okRate is the series' successful requests per second.
+func okRate(s seriesSummary) float64 {
+	return ratio(float64(max(0, s.Requests-s.Errors)), s.Seconds)
+}
+
+// writeTable prints the ratio of each round and their mean.
+func (r *statusResult) writeTable(w io.Writer) {
+	parts := make([]string, len(r.Rounds))
+	for i, rd := range r.Rounds {
+		parts[i] = fmt.Sprintf("round %d %.2f (%.0f/%.0f ok/s)", i+1, rd.Ratio, rd.StatusRate,
+			rd.PollRate)
+	}
+	verdict := "not met"
+	if r.TargetMet {
+		verdict = "met"
+	}
+	fmt.Fprintf(w, "status / empty poll throughput: %.2f, mean of %d rounds; target >= %.2f: "+
+		"%s\n", r.MeanRatio, len(r.Rounds), r.Target, verdict)
+	if len(parts) > 0 {
+		fmt.Fprintln(w, "  "+strings.Join(parts, "; "))
+	}
+}
