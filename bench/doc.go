@@ -73,11 +73,12 @@
 // status answers whether synced state changes from many agents reach at least 0.5x the
 // empty-poll throughput of the same run. Keys as in poll; closed loop over --connections
 // (default 256) keep-alive connections, shared by every phase. Each of --rounds (2) rounds is
-// an empty-poll phase (GET /events, rows poll-1, poll-2, ...) and then a status phase
-// (POST /status with {"status":"active"} as application/json, rows status-1, ...), each
-// --warmup plus --duration long, so both kinds see the same machine. Every status request is
-// a durable write: heeprd syncs it to disk (group commit) before answering, even though the
-// value does not change. The report adds, per round, the successful requests per second of
+// an empty-poll phase (GET /events, rows poll-1, poll-2, ...) and then a status phase (rows
+// status-1, ...), each --warmup plus --duration long, so both kinds see the same machine.
+// Before the first round the harness places one order for each agent through the admin API;
+// every status request is then a progress update on that order (POST /status with order_id,
+// progress and message), a durable write that heeprd syncs to disk (group commit) before
+// answering. The report adds, per round, the successful requests per second of
 // both phases and their ratio, the mean of those ratios, and whether it reaches 0.5 ("status"
 // in JSON). Use at least as many --agents as --connections, and --server-args=--agent-rate=0
 // (else the per-agent budget answers 429); the report notes either. An interrupted run reports

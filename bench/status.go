@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 )
@@ -16,9 +17,37 @@ import (
 // the cheapest request.
 const statusTarget = 0.5
 
-// statusBody is what every status-phase request sends. Setting the status an agent already
-// has is still a write heeprd syncs to disk before answering, so every request costs a commit.
-var statusBody = []byte(`{"status":"active"}`)
+// progressBody is what a status-phase request sends for an agent: a progress update on the
+// order the harness placed for it. Each update stores the order anew with its progress and
+// time, a write heeprd syncs to disk before answering.
+func progressBody(orderID string) []byte {
+	return fmt.Appendf(nil, `{"order_id":%q,"progress":50,"message":"working on it"}`, orderID)
+}
+
+// placeOrders places one order for each agent, from a few connections at once, and returns
+// the progress body of each agent, in the order of keys.
+func placeOrders(ctx context.Context, admin *adminClient, keys []agentKey) ([][]byte, error) {
+	const placers = 16
+	bodies := make([][]byte, len(keys))
+	errs := make([]error, placers)
+	var wg sync.WaitGroup
+	for w := range placers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(keys) && ctx.Err() == nil; i += placers {
+				id, err := admin.placeOrder(keys[i].ID, "status progress")
+				if err != nil {
+					errs[w] = fmt.Errorf("agent %s: %w", keys[i].ID, err)
+					return
+				}
+				bodies[i] = progressBody(id)
+			}
+		}()
+	}
+	wg.Wait()
+	return bodies, errors.Join(append(errs, ctx.Err())...)
+}
 
 // runStatus is the status mode: --rounds times an empty-poll phase (GET /events) and then a
 // status phase (POST /status), both closed loop over the same keep-alive connections and
@@ -41,7 +70,15 @@ func runStatus(ctx context.Context, o *options, stdout, stderr io.Writer) (err e
 			"--agents of at least --connections to measure writes from many agents",
 			len(keys), o.conns))
 	}
-	polls, statuses := statusRounds(ctx, o, t, bearerHeaders(keys), p)
+	admin, err := t.admin(16)
+	if err != nil {
+		return err
+	}
+	bodies, err := placeOrders(ctx, admin, keys)
+	if err != nil {
+		return fmt.Errorf("status: an order for each agent: %w", err)
+	}
+	polls, statuses := statusRounds(ctx, o, t, bearerHeaders(keys), bodies, p)
 	for i := range polls {
 		rep.Runs = append(rep.Runs, polls[i], statuses[i])
 		rep.noteRateLimits(polls[i], len(keys))
@@ -55,7 +92,7 @@ func runStatus(ctx context.Context, o *options, stdout, stderr io.Writer) (err e
 // statusRounds runs the phases: poll-1, status-1, poll-2, ... over one endpoint, whose
 // keep-alive connections every phase reuses. A cancelled ctx ends the rounds early; only
 // rounds with both phases are returned.
-func statusRounds(ctx context.Context, o *options, t *target, auth [][]byte,
+func statusRounds(ctx context.Context, o *options, t *target, auth, bodies [][]byte,
 	p *progress) (polls, statuses []seriesSummary) {
 	ep := newEndpoint(t.agentAddr, o.conns, o.timeout)
 	defer ep.hc.CloseIdleConnections()
@@ -63,7 +100,7 @@ func statusRounds(ctx context.Context, o *options, t *target, auth [][]byte,
 	for round := 1; round <= o.rounds && ctx.Err() == nil; round++ {
 		n := strconv.Itoa(round)
 		poll := loadRun(ctx, spec, ep, auth, pollShot, "poll-"+n, p)
-		status := loadRun(ctx, spec, ep, auth, statusShot, "status-"+n, p)
+		status := loadRun(ctx, spec, ep, auth, statusShot(bodies), "status-"+n, p)
 		if ctx.Err() != nil {
 			break
 		}
@@ -72,23 +109,26 @@ func statusRounds(ctx context.Context, o *options, t *target, auth [][]byte,
 	return polls, statuses
 }
 
-// statusShot returns the setup and the request of a status worker: POST /status with
-// statusBody, keys rotated as in pollShot. The body is set once and reused.
-func statusShot(ep *endpoint, auth [][]byte, conns int) (setup func(*worker), fire shot) {
-	uri := ep.base + "/status"
-	setup = func(w *worker) {
-		w.req.Header.SetMethod(fasthttp.MethodPost)
-		w.req.SetRequestURI(uri)
-		w.req.Header.SetContentType("application/json")
-		w.req.SetBodyRaw(statusBody)
-		w.next = w.id % len(auth)
+// statusShot returns a shot maker for status workers: POST /status with the progress body of
+// the agent whose key is used (bodies[i] goes with auth[i]), keys rotated as in pollShot.
+func statusShot(bodies [][]byte) func(*endpoint, [][]byte, int) (func(*worker), shot) {
+	return func(ep *endpoint, auth [][]byte, conns int) (setup func(*worker), fire shot) {
+		uri := ep.base + "/status"
+		setup = func(w *worker) {
+			w.req.Header.SetMethod(fasthttp.MethodPost)
+			w.req.SetRequestURI(uri)
+			w.req.Header.SetContentType("application/json")
+			w.next = w.id % len(auth)
+		}
+		fire = func(w *worker) string {
+			i := w.next
+			w.req.Header.SetBytesV(fasthttp.HeaderAuthorization, w.nextKey(auth, conns))
+			w.req.SetBodyRaw(bodies[i])
+			err := ep.hc.Do(w.req, w.resp)
+			return responseClass(err, w.resp, fasthttp.StatusOK)
+		}
+		return setup, fire
 	}
-	fire = func(w *worker) string {
-		w.req.Header.SetBytesV(fasthttp.HeaderAuthorization, w.nextKey(auth, conns))
-		err := ep.hc.Do(w.req, w.resp)
-		return responseClass(err, w.resp, fasthttp.StatusOK)
-	}
-	return setup, fire
 }
 
 // statusResult compares the status phases with the empty-poll phases, round by round.

@@ -105,8 +105,8 @@ func TestStatusReport(t *testing.T) {
 	}
 }
 
-// TestStatusShot checks what a status worker sends: POST /status with the JSON body and its
-// content type, the keys rotated over every agent, and that a 200 counts as success.
+// TestStatusShot checks what a status worker sends: POST /status with the agent's own progress
+// body and its content type, the keys rotated over every agent, and that a 200 counts as success.
 func TestStatusShot(t *testing.T) {
 	var mu sync.Mutex
 	var bad []string
@@ -114,12 +114,14 @@ func TestStatusShot(t *testing.T) {
 	addr := serveTest(t, func(ctx *fasthttp.RequestCtx) {
 		mu.Lock()
 		defer mu.Unlock()
+		auth := string(ctx.Request.Header.Peek("Authorization"))
+		want := string(progressBody("ord_" + strings.TrimPrefix(auth, "Bearer sk_")))
 		if m, p, ct := string(ctx.Method()), string(ctx.Path()),
 			string(ctx.Request.Header.ContentType()); m != "POST" || p != "/status" ||
-			ct != "application/json" || string(ctx.PostBody()) != `{"status":"active"}` {
+			ct != "application/json" || string(ctx.PostBody()) != want {
 			bad = append(bad, m+" "+p+" "+ct+" "+string(ctx.PostBody()))
 		}
-		auths[string(ctx.Request.Header.Peek("Authorization"))]++
+		auths[auth]++
 		ctx.SetBodyString(`{"agent_id":"a","status":"active"}`)
 	})
 
@@ -127,7 +129,8 @@ func TestStatusShot(t *testing.T) {
 	const conns = 2
 	ep := newEndpoint(addr, conns, time.Second)
 	defer ep.hc.CloseIdleConnections()
-	setup, fire := statusShot(ep, bearerHeaders(keys), conns)
+	bodies := [][]byte{progressBody("ord_a"), progressBody("ord_b"), progressBody("ord_c")}
+	setup, fire := statusShot(bodies)(ep, bearerHeaders(keys), conns)
 	for id := range conns {
 		w := &worker{id: id, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
 		setup(w)
