@@ -13,8 +13,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// ErrNoAgent is returned by Fleet.Ask when no actor runs for the agent id. Callers decide what
-// that means to their client (an unknown key, an unknown agent).
+// ErrNoAgent is returned by Fleet.Ask when the fleet has no agent with the id. Callers decide
+// what that means to their client (an unknown key, an unknown agent).
 var ErrNoAgent = errors.New("actors: no such agent")
 
 const shardCount = 64
@@ -84,14 +84,24 @@ type Ref struct {
 	id    string
 	agent agent // the state; only the agent's actor touches it
 
-	// The running actor, nil while the agent is passive. Written under the shard's write lock.
-	pid     *actor.PID
-	mailbox *mailbox
+	// The running actor, nil while the agent is passive. Written under the shard's write lock,
+	// like stopping: closed once the agent's last actor stopped, nil when it is not stopping.
+	pid      *actor.PID
+	mailbox  *mailbox
+	stopping chan struct{}
 
 	lastUsed atomic.Int64 // fleet clock when the newest message was sent to the agent
 	lastPoll atomic.Int64 // unix nanoseconds; written only by the owning actor
 	dirty    atomic.Bool  // queued in fleet.dirty and not yet flushed
 }
+
+// resumeOnFailure supervises agent actors: a panic that escapes Receive (handlers recover their
+// own, so only the plumbing around them could) drops the message that caused it and lets the
+// actor go on with the same shell and state. protoactor's default, a restart, would make a new
+// shell that knows neither its agent nor its mailbox.
+var resumeOnFailure = actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive {
+	return actor.ResumeDirective
+})
 
 // NewFleet returns an empty fleet whose actors run in system and share env.
 func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
@@ -103,12 +113,13 @@ func NewFleet(system *actor.ActorSystem, env *Env) *Fleet {
 	}
 	f := &Fleet{system: system, env: env, seed: maphash.MakeSeed()}
 	f.clock.Store(time.Now().Unix())
-	f.props = actor.PropsFromProducer(func() actor.Actor { return &shell{fleet: f} },
+	f.props = actor.PropsFromProducer(func() actor.Actor { return &shell{} },
 		actor.WithMailbox(func() actor.Mailbox {
 			f.spawned = &mailbox{} // under spawnMu: protoactor calls this inside SpawnNamed
 			return f.spawned
 		}),
-		actor.WithDispatcher(NewWorkerDispatcher(0, 300)))
+		actor.WithDispatcher(NewWorkerDispatcher(0, 300)),
+		actor.WithGuardian(resumeOnFailure))
 	for i := range f.shards {
 		f.shards[i].refs = make(map[routeKey]*Ref)
 	}
@@ -195,22 +206,60 @@ func (f *Fleet) send(agentID string, e *envelope) (bool, error) {
 	return f.activateAndSend(s, k, e)
 }
 
+// stopWait bounds how long a request waits for an agent's previous actor to stop before it can
+// start the next one. A stop takes microseconds unless the dispatcher is swamped.
+const stopWait = 2 * time.Second
+
 // activateAndSend is send's path to a passive agent: under the write lock, so that one actor
-// is spawned for it however many messages race to it.
+// is spawned for it however many messages race to it. If the agent's previous actor is still
+// stopping (it holds the agent's name in protoactor's registry until it has), the request waits
+// for it with no lock held, so that no other agent waits too.
 func (f *Fleet) activateAndSend(s *shard, k routeKey, e *envelope) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ref := s.refs[k]
-	if ref == nil {
-		return false, nil
-	}
-	if ref.mailbox == nil {
-		if err := f.activate(ref); err != nil {
-			return true, err
+	for {
+		s.mu.Lock()
+		ref := s.refs[k]
+		if ref == nil {
+			s.mu.Unlock()
+			return false, nil
 		}
+		if stopping := ref.stopping; ref.mailbox == nil && stopping != nil && !closed(stopping) {
+			s.mu.Unlock()
+			if !waitClosed(stopping, stopWait) {
+				return true, fmt.Errorf("%w: agent %s: its previous actor did not stop within %s",
+					ErrUnavailable, ref.id, stopWait)
+			}
+			continue
+		}
+		var err error
+		if ref.mailbox == nil {
+			err = f.activate(ref)
+		}
+		if err == nil {
+			ref.post(e)
+		}
+		s.mu.Unlock()
+		return true, err
 	}
-	ref.post(e)
-	return true, nil
+}
+
+func closed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func waitClosed(ch chan struct{}, limit time.Duration) bool {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // key is the ref's key in its shard.
@@ -227,16 +276,11 @@ func (r *Ref) post(e *envelope) {
 	r.mailbox.PostUserMessage(e)
 }
 
-// activate spawns an actor for a passive agent; the caller holds the shard's write lock.
+// activate spawns an actor for a passive agent whose previous actor, if any, has stopped; the
+// caller holds the shard's write lock.
 func (f *Fleet) activate(ref *Ref) error {
 	f.spawnMu.Lock()
 	pid, err := f.system.Root.SpawnNamed(f.props, ref.id)
-	for wait := time.Millisecond; errors.Is(err, actor.ErrNameExists) && wait < time.Second; {
-		// The agent's previous actor, passivated a moment ago, has not finished stopping.
-		time.Sleep(wait)
-		wait *= 2
-		pid, err = f.system.Root.SpawnNamed(f.props, ref.id)
-	}
 	mb := f.spawned
 	f.spawned = nil
 	f.spawnMu.Unlock()
@@ -245,7 +289,7 @@ func (f *Fleet) activate(ref *Ref) error {
 	}
 
 	mb.PostUserMessage(&bind{agent: &ref.agent, mailbox: mb}) // the first user message
-	ref.pid, ref.mailbox = pid, mb
+	ref.pid, ref.mailbox, ref.stopping = pid, mb, nil
 	f.active.Add(1)
 	return nil
 }
@@ -285,8 +329,10 @@ func (f *Fleet) passivateShard(s *shard, cutoff int64) int {
 			!ref.mailbox.idle() {
 			continue
 		}
+		stopping := make(chan struct{})
+		ref.mailbox.stopped.Store(&stopping) // closed by the shell once the actor stopped
 		pids = append(pids, ref.pid)
-		ref.pid, ref.mailbox = nil, nil
+		ref.pid, ref.mailbox, ref.stopping = nil, nil, stopping
 	}
 	s.mu.Unlock()
 	for _, pid := range pids {
@@ -304,7 +350,7 @@ type call struct {
 }
 
 // Ask sends msg to the agent's actor and waits up to timeout for its result. It returns
-// ErrNoAgent if there is no such actor, and ErrUnavailable if no answer came in time. The
+// ErrNoAgent if there is no such agent, and ErrUnavailable if no answer came in time. The
 // caller may reuse msg once Ask returned anything but ErrUnavailable.
 func (f *Fleet) Ask(agentID string, msg any, timeout time.Duration) (any, error) {
 	c := f.calls.Get().(*call)
@@ -371,7 +417,7 @@ func (f *Fleet) StopAll(timeout time.Duration) error {
 		s.mu.Unlock()
 	}
 	f.size.Store(0)
-	f.active.Store(0)
+	f.active.Add(-int64(len(running))) // a concurrent Passivate subtracts only its own
 	if len(running) == 0 {
 		return nil
 	}

@@ -18,7 +18,7 @@ import (
 // escalated to the actor's supervisor with the message that caused it. Message batches are not
 // unpacked: agents are never sent any.
 //
-// A request that wakes an idle mailbox is handled on its sender's goroutine (see wake): the
+// A request that wakes an idle mailbox is handled on its sender's goroutine (runInline): the
 // actor still handles one message at a time, but an empty poll no longer costs two goroutine
 // switches and a worker wake-up.
 type mailbox struct {
@@ -32,7 +32,8 @@ type mailbox struct {
 	dispatcher actor.Dispatcher
 	process    func() // m.run, made once
 
-	draining atomic.Pointer[drainGroup] // set when StopAll poisons the actor and waits for it
+	draining atomic.Pointer[drainGroup]    // set when StopAll poisons the actor and waits for it
+	stopped  atomic.Pointer[chan struct{}] // set by Passivate; closed once the actor stopped
 }
 
 // queue is a FIFO over a slice whose backing array is reused once it empties.
@@ -56,7 +57,7 @@ func (q *queue) pop() any {
 }
 
 // PostUserMessage queues a message and, if the mailbox was idle, starts it: a request envelope
-// takes the turn home to its sender (wake), anything else goes to the dispatcher.
+// takes the turn home to its sender (runInline), anything else goes to the dispatcher.
 func (m *mailbox) PostUserMessage(msg any) {
 	m.mu.Lock()
 	m.user.push(msg)
@@ -73,22 +74,28 @@ func (m *mailbox) PostUserMessage(msg any) {
 	m.dispatcher.Schedule(m.process)
 }
 
-// inlineTurn is how many messages a sender handles on its own goroutine before it hands the rest
-// of the queue to the dispatcher: its own message is the first, and others that arrive meanwhile
-// should not hold its HTTP answer back for long.
-const inlineTurn = 8
-
 // runInline is the turn a sender owes the mailbox it woke. Nobody else runs the mailbox until
-// then, since it is marked running.
+// then, since it is marked running. The sender handles one message, its own (the mailbox was
+// empty when it woke it), and hands whatever arrived meanwhile to the dispatcher, so that other
+// requests never hold its answer back.
 func (m *mailbox) runInline() {
-	for range inlineTurn {
-		msg, system, ok := m.next()
-		if !ok {
-			return
-		}
-		m.invoke(msg, system)
+	msg, system, ok := m.next()
+	if !ok {
+		return
 	}
-	m.dispatcher.Schedule(m.process)
+	m.invoke(msg, system)
+	if m.pending() {
+		m.dispatcher.Schedule(m.process)
+	}
+}
+
+// pending reports whether messages are waiting, and marks the mailbox idle if none are.
+func (m *mailbox) pending() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	more := m.system.len() > 0 || (!m.suspended && m.user.len() > 0)
+	m.running = more
+	return more
 }
 
 // PostSystemMessage queues a system message and schedules the mailbox if it was idle.

@@ -186,3 +186,74 @@ func TestFleetStopAllAfterPassivate(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetActorResumesAfterEscapedPanic: a panic outside the handlers' own recover (here in
+// the journal) drops that one request; the actor goes on with the same state, and StopAll still
+// hears it stop.
+func TestFleetActorResumesAfterEscapedPanic(t *testing.T) {
+	f, te := newTestFleet(t, journalSync)
+	id, key := spawnRegistered(t, f)
+
+	te.journal.setMode(journalPanic)
+	_, err := f.Ask(id, &PutSkill{File: "RULES.md", Content: "x"}, 200*time.Millisecond)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("request whose journal panicked: %v, want ErrUnavailable", err)
+	}
+	te.journal.setMode(journalSync)
+
+	if _, err := f.Ask(id, &Poll{Key: key}, askTimeout); err != nil {
+		t.Errorf("poll after the panic: %v, want the same actor answering", err)
+	}
+	if err := f.StopAll(askTimeout); err != nil {
+		t.Errorf("StopAll after the panic: %v", err)
+	}
+}
+
+// TestFleetActivationWaitsWithoutLocks: a request for an agent whose previous actor is still
+// stopping waits for that stop, and meanwhile requests to other agents of the same shard are
+// answered: the wait holds no lock.
+func TestFleetActivationWaitsWithoutLocks(t *testing.T) {
+	f, _ := newTestFleet(t, journalSync)
+	waiting, _ := spawnRegistered(t, f)
+	ws, wk, _ := f.route(waiting)
+	var neighbour string
+	for neighbour == "" {
+		if id, _ := spawnAgent(t, f); func() bool { s, _, _ := f.route(id); return s == ws }() {
+			neighbour = id
+		}
+	}
+
+	stopping := make(chan struct{}) // stands for a previous actor that has not stopped yet
+	if got := f.Passivate(time.Now().Add(time.Hour), time.Minute); got != 1 {
+		t.Fatalf("Passivate = %d, want 1", got)
+	}
+	ws.mu.Lock()
+	ref := ws.refs[wk]
+	<-ref.stopping // the real previous actor has stopped by now, or soon
+	ref.stopping = stopping
+	ws.mu.Unlock()
+
+	answered := make(chan error, 1)
+	go func() {
+		_, err := f.Ask(waiting, &GetAgent{}, askTimeout)
+		answered <- err
+	}()
+	// Give the request time to reach its wait. If it has not, the neighbour's answer proves
+	// less, but nothing here can pass wrongly.
+	time.Sleep(20 * time.Millisecond)
+	if _, err := f.Ask(neighbour, &GetAgent{}, askTimeout); err != nil {
+		t.Errorf("neighbour while another agent waits to start: %v", err)
+	}
+	select {
+	case err := <-answered:
+		t.Fatalf("the waiting request was answered (%v) before its previous actor stopped", err)
+	default:
+	}
+	close(stopping)
+	if err := <-answered; err != nil {
+		t.Errorf("the waiting request: %v", err)
+	}
+	if f.Active() != 2 {
+		t.Errorf("Active = %d, want 2", f.Active())
+	}
+}

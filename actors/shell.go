@@ -4,12 +4,11 @@ import "github.com/asynkron/protoactor-go/actor"
 
 // shell is what protoactor holds for each running agent actor. Every agent actor is spawned from
 // one shared Props, whose producer cannot know which agent it makes, so activation sends the
-// agent's state to the shell as its first user message (bind). One Props instead of one per
-// agent saves about 200 bytes of heap per agent. Lifecycle messages before the binding (Started)
-// are not the agent's business. A shell that lost its binding (a restarted actor, which heeprd's
-// handlers never cause since they recover panics) finds its agent again by its name.
+// agent's state and the actor's mailbox to the shell as its first user message (bind). One Props
+// instead of one per agent saves about 200 bytes of heap per agent. Lifecycle messages before the
+// binding (Started) are not the agent's business. The actor is never restarted (see
+// resumeOnFailure), so a shell keeps its binding for life.
 type shell struct {
-	fleet   *Fleet
 	agent   *agent
 	mailbox *mailbox // this actor's own: an agent's next actor gets a new one
 }
@@ -27,34 +26,24 @@ func (s *shell) Receive(c actor.Context) {
 		s.agent, s.mailbox = msg.agent, msg.mailbox
 		return
 	case *actor.Stopped:
-		if s.mailbox != nil {
-			if g := s.mailbox.draining.Load(); g != nil {
-				g.stopped()
-			}
-		}
+		s.reportStopped()
 		return
 	}
-	if s.agent == nil {
-		if _, request := c.Message().(*envelope); !request {
-			return
-		}
-		if s.agent = s.fleet.agentNamed(c.Self().Id); s.agent == nil {
-			return
-		}
+	if s.agent != nil {
+		s.agent.Receive(c)
 	}
-	s.agent.Receive(c)
 }
 
-// agentNamed returns the state of the agent with the id, if it is in the fleet.
-func (f *Fleet) agentNamed(id string) *agent {
-	s, k, ok := f.route(id)
-	if !ok {
-		return nil
+// reportStopped tells whoever waits for this actor to stop: StopAll, or a request that wants to
+// start the agent's next actor after a passivation.
+func (s *shell) reportStopped() {
+	if s.mailbox == nil {
+		return
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if ref := s.refs[k]; ref != nil {
-		return &ref.agent
+	if g := s.mailbox.draining.Load(); g != nil {
+		g.stopped()
 	}
-	return nil
+	if ch := s.mailbox.stopped.Load(); ch != nil {
+		close(*ch)
+	}
 }

@@ -52,6 +52,7 @@ const (
 	journalAsync                    // done(nil) on another goroutine, as the real journal does
 	journalFail                     // done(errJournal) on another goroutine
 	journalHold                     // done kept until release
+	journalPanic                    // Append panics, outside any handler's recover
 	journalBlock                    // Append blocks until unblock (breaks the contract on purpose)
 )
 
@@ -93,6 +94,8 @@ func (j *fakeJournal) Append(changes []Change, done func(error)) {
 	j.mu.Unlock()
 
 	switch mode {
+	case journalPanic:
+		panic("journal broke")
 	case journalSync:
 		done(nil)
 	case journalAsync:

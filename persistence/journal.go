@@ -143,24 +143,53 @@ func (s *Store) commitLoop() {
 	for {
 		<-s.wake
 		s.mu.Lock()
-		batch, closed := s.queue, s.closed
-		s.queue = nil
+		batch, closed := s.takeBatch(), s.closed
+		if len(s.queue) > 0 {
+			s.signal() // more than one batch was queued: come back for the rest
+		}
 		s.mu.Unlock()
 
 		if len(batch) > 0 {
 			s.commit(batch)
 		}
 		if closed {
-			s.mu.Lock()
-			rest := s.queue
-			s.queue = nil
-			s.mu.Unlock()
-			if len(rest) > 0 {
-				s.commit(rest)
-			}
+			s.commitRest()
 			return
 		}
 	}
+}
+
+// commitRest commits whatever is still queued once the store is closed, in bounded batches.
+func (s *Store) commitRest() {
+	for {
+		s.mu.Lock()
+		batch := s.takeBatch()
+		s.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		s.commit(batch)
+	}
+}
+
+// maxBatchRecords bounds one commit. Under a heartbeat flush the queue holds hundreds of
+// thousands of records; committing them as one transaction made badger build and then refuse a
+// huge transaction, held writes of every agent behind it, and at a million agents kept about a
+// gigabyte of memory busy and stretched the poll p99 to seconds. Bounded batches interleave
+// with other agents' writes.
+const maxBatchRecords = heartbeatChunk
+
+// takeBatch takes the oldest pendings off the queue, up to maxBatchRecords records but at
+// least one pending. The caller holds s.mu.
+func (s *Store) takeBatch() []pending {
+	n, records := 0, 0
+	for n < len(s.queue) && (n == 0 || records+len(s.queue[n].entries) <= maxBatchRecords) {
+		records += len(s.queue[n].entries)
+		n++
+	}
+	batch := slices.Clone(s.queue[:n])
+	s.queue = slices.Delete(s.queue, 0, n)
+	return batch
 }
 
 // commit writes a batch in one transaction and then answers every pending in it. A batch too big

@@ -197,6 +197,9 @@ func loadSkill(agents *agentIndex, key string, v []byte) error {
 	if err != nil {
 		return err
 	}
+	if file == "" {
+		return fmt.Errorf("%w: skill record names no file", ErrCorrupt)
+	}
 	if snap.Skill == nil {
 		snap.Skill = make(map[string]string)
 	}

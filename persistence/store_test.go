@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -133,6 +134,7 @@ func TestLoadRefusesBadRecords(t *testing.T) {
 		{"order without agent", "o/agt_cccccccccccccccc/ord_cccccccccccccccc_1", good},
 		{"bad heartbeat", "h/" + testAgent, []byte{1, 2}},
 		{"bad event key", "e/" + testAgent + "/zz", good},
+		{"skill without a file name", "s/" + testAgent, []byte("x")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,7 +234,8 @@ func TestSchemaMismatchRefusesToOpen(t *testing.T) {
 
 // TestFlushManyHeartbeats writes more poll times than one badger transaction holds.
 func TestFlushManyHeartbeats(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir()})
+	obs := &batchObserver{}
+	s, err := Open(Options{Dir: t.TempDir(), Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,8 +247,15 @@ func TestFlushManyHeartbeats(t *testing.T) {
 	}
 	done := make(chan error, 2)
 	s.FlushHeartbeats(beats, func(err error) { done <- err })
+	appendWait(t, s, actors.PutAgent{State: sampleState()}) // queued behind the flush
 	if err := <-done; err != nil {
 		t.Fatalf("flush of %d heartbeats: %v", n, err)
+	}
+	if got, want := obs.total(), n+1; got != want {
+		t.Errorf("%d records committed, want %d", got, want)
+	}
+	if most := obs.largest(); most > maxBatchRecords {
+		t.Errorf("a commit of %d records, want at most %d", most, maxBatchRecords)
 	}
 	count := 0
 	if err := s.scan(prefixHeartbeat, "", "", func(string, []byte) error { count++; return nil }); err != nil {
@@ -289,4 +299,32 @@ func TestInMemoryKeepsLargeRecordsAndFiles(t *testing.T) {
 	if err := s.Backup(io.Discard); !errors.Is(err, ErrInMemoryBackup) {
 		t.Errorf("backup of an in-memory store: %v", err)
 	}
+}
+
+// batchObserver records the size of every commit.
+type batchObserver struct {
+	mu      sync.Mutex
+	batches []int
+}
+
+func (o *batchObserver) Committed(records int, _ float64, _ error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.batches = append(o.batches, records)
+}
+
+func (o *batchObserver) total() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	sum := 0
+	for _, b := range o.batches {
+		sum += b
+	}
+	return sum
+}
+
+func (o *batchObserver) largest() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Max(append(o.batches, 0))
 }

@@ -127,7 +127,10 @@ func (d *daemon) startLoops(ctx context.Context) {
 	})
 	go d.srv.RunMaintenance(ctx)
 	go d.env.Deadlines.Run(ctx, func(agentID, orderID string) {
-		d.fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID})
+		if !d.fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID}) {
+			// The agent's actor could not be started; the deadline must not be forgotten.
+			d.env.Deadlines.Schedule(time.Now().Add(deadlineRetry), agentID, orderID)
+		}
 	})
 }
 
@@ -199,8 +202,12 @@ func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, 
 	return nil
 }
 
-// passivateSweep is how often idle actors are looked for: a tenth of the idle time, so an actor
-// stops at most 10% later than asked, within 1 s to 30 s.
+// deadlineRetry is how soon a deadline check that could not reach its agent is tried again.
+const deadlineRetry = 5 * time.Second
+
+// passivateSweep is how often idle actors are looked for: a tenth of the idle time, within 1 s
+// to 30 s. An agent's last message is stamped with the clock of the sweep before it, so its
+// actor stops within a sweep (and a second) of the idle time after that message.
 func passivateSweep(idle time.Duration) time.Duration {
 	return min(max(idle/10, time.Second), 30*time.Second)
 }
