@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -107,34 +106,27 @@ const heartbeatChunk = 10_000
 
 // FlushHeartbeats stores the poll times that changed since the last flush, in chunks that each
 // commit on their own. They are not waited for: a poll time is the one thing allowed to lag on
-// disk. done is called once, after the last chunk, with the first error if any failed.
+// disk. A chunk is queued only once the one before it committed, so that the other agents'
+// writes queued meanwhile go first instead of waiting for the whole flush, and badger gets the
+// flush a little at a time. done is called once, after the last chunk, with the first error.
 func (s *Store) FlushHeartbeats(beats []actors.Heartbeat, done func(error)) {
 	if len(beats) == 0 {
 		go done(nil)
 		return
 	}
-	var (
-		mu       sync.Mutex
-		firstErr error
-		left     = (len(beats) + heartbeatChunk - 1) / heartbeatChunk
-	)
-	chunkDone := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		if left--; left == 0 {
-			done(firstErr)
-		}
+	chunk := beats[:min(len(beats), heartbeatChunk)]
+	entries := make([]entry, len(chunk))
+	for i, b := range chunk {
+		entries[i] = entry{key: heartbeatKey(b.AgentID), value: encodeTime(b.LastPoll)}
 	}
-	for chunk := range slices.Chunk(beats, heartbeatChunk) {
-		entries := make([]entry, len(chunk))
-		for i, b := range chunk {
-			entries[i] = entry{key: heartbeatKey(b.AgentID), value: encodeTime(b.LastPoll)}
+	rest := beats[len(chunk):]
+	s.enqueue(pending{entries: entries, done: func(err error) {
+		if err != nil || len(rest) == 0 {
+			done(err)
+			return
 		}
-		s.enqueue(pending{entries: entries, done: chunkDone})
-	}
+		s.FlushHeartbeats(rest, done)
+	}})
 }
 
 // commitLoop commits whatever has queued, in order, until Close.
