@@ -690,12 +690,7 @@ func harnessViolations(errs []string) []violation {
 // write prints the report as JSON or as a table.
 func (rep *crashReport) write(w io.Writer, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return fmt.Errorf("write report: %w", err)
-		}
-		return nil
+		return writeJSON(w, rep)
 	}
 	fmt.Fprintf(w, "mode crash  target %s\n%s\n\n", rep.Target, settingsLine(rep.Settings))
 	fmt.Fprintf(w, "kills survived: %d of %d (SIGKILL at random moments), then one clean "+

@@ -68,15 +68,20 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
+// writeJSON prints a report as indented JSON, the --json output of every mode.
+func writeJSON(w io.Writer, report any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(report); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
 // write prints the report as JSON or as a table.
 func (r *report) write(w io.Writer, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return fmt.Errorf("write report: %w", err)
-		}
-		return nil
+		return writeJSON(w, r)
 	}
 	r.writeTable(w)
 	return nil

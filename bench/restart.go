@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -286,12 +285,7 @@ func median(v []float64) float64 {
 // write prints the report as JSON or as a table.
 func (rep *restartReport) write(w io.Writer, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return fmt.Errorf("write report: %w", err)
-		}
-		return nil
+		return writeJSON(w, rep)
 	}
 	fmt.Fprintf(w, "mode restart  data %s\n%s\n\n", rep.Data, settingsLine(rep.Settings))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
