@@ -329,10 +329,10 @@ func (f *Fleet) passivateShard(s *shard, cutoff int64) int {
 			!ref.mailbox.idle() {
 			continue
 		}
-		stopping := make(chan struct{})
-		ref.mailbox.stopped.Store(&stopping) // closed by the shell once the actor stopped
+		g := newDrainGroup(1) // the agent's next actor waits for this one to stop
+		ref.mailbox.draining.Store(g)
 		pids = append(pids, ref.pid)
-		ref.pid, ref.mailbox, ref.stopping = nil, nil, stopping
+		ref.pid, ref.mailbox, ref.stopping = nil, nil, g.done
 	}
 	s.mu.Unlock()
 	for _, pid := range pids {
@@ -422,8 +422,7 @@ func (f *Fleet) StopAll(timeout time.Duration) error {
 		return nil
 	}
 
-	g := &drainGroup{done: make(chan struct{})}
-	g.left.Store(int64(len(running)))
+	g := newDrainGroup(len(running))
 	for _, ref := range running {
 		ref.mailbox.draining.Store(g)
 		f.system.Root.Poison(ref.pid)
@@ -437,10 +436,16 @@ func (f *Fleet) StopAll(timeout time.Duration) error {
 	}
 }
 
-// drainGroup counts down the actors one StopAll call waits for.
+// drainGroup counts down the actors one StopAll or Passivate call stops.
 type drainGroup struct {
 	left atomic.Int64
 	done chan struct{} // closed when left reaches zero
+}
+
+func newDrainGroup(n int) *drainGroup {
+	g := &drainGroup{done: make(chan struct{})}
+	g.left.Store(int64(n))
+	return g
 }
 
 // stopped is called by each actor of the group once it has stopped.

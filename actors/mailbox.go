@@ -32,8 +32,9 @@ type mailbox struct {
 	dispatcher actor.Dispatcher
 	process    func() // m.run, made once
 
-	draining atomic.Pointer[drainGroup]    // set when StopAll poisons the actor and waits for it
-	stopped  atomic.Pointer[chan struct{}] // set by Passivate; closed once the actor stopped
+	// draining is set when the actor is stopped by someone who waits for it: StopAll, or
+	// Passivate on behalf of the agent's next actor.
+	draining atomic.Pointer[drainGroup]
 }
 
 // queue is a FIFO over a slice whose backing array is reused once it empties.

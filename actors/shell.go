@@ -43,7 +43,4 @@ func (s *shell) reportStopped() {
 	if g := s.mailbox.draining.Load(); g != nil {
 		g.stopped()
 	}
-	if ch := s.mailbox.stopped.Load(); ch != nil {
-		close(*ch)
-	}
 }
