@@ -141,6 +141,19 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// logged reports whether the server's log holds text, waiting a little for it: the log reaches
+// the test through a pipe that os/exec copies on a goroutine of its own, so a line the server
+// wrote before answering a request may still be on its way.
+func (s *e2eServer) logged(text string) bool {
+	for range 100 {
+		if strings.Contains(s.stderr.String(), text) {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
 // e2eServer is one running heeprd process.
 type e2eServer struct {
 	dataDir    string
@@ -239,7 +252,7 @@ func tryStart(t *testing.T, bin, dataDir string, extraFlags []string) (*e2eServe
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				if !strings.Contains(s.stderr.String(), `"msg":"ready"`) {
+				if !s.logged(`"msg":"ready"`) {
 					t.Errorf("/readyz is 200 but no msg=ready log line:\n%s", s.stderr.String())
 				}
 				return s, nil
