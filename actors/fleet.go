@@ -474,6 +474,23 @@ type Heartbeat struct {
 	LastPoll time.Time
 }
 
+// Heartbeats returns the last poll time of every agent that has polled, for a checkpoint of
+// them all.
+func (f *Fleet) Heartbeats() []Heartbeat {
+	beats := make([]Heartbeat, 0, f.Size())
+	for i := range f.shards {
+		s := &f.shards[i]
+		s.mu.RLock()
+		for _, r := range s.refs {
+			if at := r.lastPoll.Load(); at != 0 {
+				beats = append(beats, Heartbeat{AgentID: r.id, LastPoll: time.Unix(0, at).UTC()})
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return beats
+}
+
 // TakeHeartbeats returns the heartbeats that changed since the previous call.
 func (f *Fleet) TakeHeartbeats() []Heartbeat {
 	f.dirtyMu.Lock()

@@ -560,6 +560,8 @@ func TestFleetTell(t *testing.T) {
 	}
 }
 
+// TestTakeHeartbeats checks the poll times a flush takes (those changed since the last one) and
+// those a checkpoint takes (every agent's that polled).
 func TestTakeHeartbeats(t *testing.T) {
 	f, te := newTestFleet(t, journalSync)
 	a, ha := spawnRegistered(t, f)
@@ -580,32 +582,39 @@ func TestTakeHeartbeats(t *testing.T) {
 	steps := []struct {
 		name  string
 		polls func()
-		want  []beat
+		want  []beat // changed since the last step
+		all   []beat
 	}{
-		{"nothing polled", func() {}, nil},
+		{"nothing polled", func() {}, nil, nil},
 		{"two agents, one twice", func() {
 			poll(a, ha, time.Second)
 			poll(b, hb, 2*time.Second)
 			poll(a, ha, 3*time.Second)
 			poll(c, HashSecret("wrong"), 4*time.Second) // refused: no heartbeat
-		}, []beat{{a, 3 * time.Second}, {b, 2 * time.Second}}},
-		{"taken already", func() {}, nil},
-		{"polled again", func() { poll(b, hb, 5*time.Second) }, []beat{{b, 5 * time.Second}}},
-		{"taken again", func() {}, nil},
+		}, []beat{{a, 3 * time.Second}, {b, 2 * time.Second}},
+			[]beat{{a, 3 * time.Second}, {b, 2 * time.Second}}},
+		{"taken already", func() {}, nil, []beat{{a, 3 * time.Second}, {b, 2 * time.Second}}},
+		{"polled again", func() { poll(b, hb, 5*time.Second) }, []beat{{b, 5 * time.Second}},
+			[]beat{{a, 3 * time.Second}, {b, 5 * time.Second}}},
+		{"taken again", func() {}, nil, []beat{{a, 3 * time.Second}, {b, 5 * time.Second}}},
+	}
+	check := func(t *testing.T, what string, got []Heartbeat, want []beat) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s = %v, want %v", what, got, want)
+		}
+		for _, w := range want {
+			i := slices.IndexFunc(got, func(h Heartbeat) bool { return h.AgentID == w.id })
+			if i < 0 || !got[i].LastPoll.Equal(t0.Add(w.at)) {
+				t.Errorf("%s = %v, want %s at t0+%v", what, got, w.id, w.at)
+			}
+		}
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			st.polls()
-			got := f.TakeHeartbeats()
-			if len(got) != len(st.want) {
-				t.Fatalf("heartbeats = %v, want %v", got, st.want)
-			}
-			for _, w := range st.want {
-				i := slices.IndexFunc(got, func(h Heartbeat) bool { return h.AgentID == w.id })
-				if i < 0 || !got[i].LastPoll.Equal(t0.Add(w.at)) {
-					t.Errorf("heartbeats = %v, want %s at t0+%v", got, w.id, w.at)
-				}
-			}
+			check(t, "TakeHeartbeats", f.TakeHeartbeats(), st.want)
+			check(t, "Heartbeats", f.Heartbeats(), st.all)
 		})
 	}
 }

@@ -34,13 +34,7 @@ func decode(b []byte, v any) error {
 	return nil
 }
 
-func encodeTime(t time.Time) []byte {
-	b := make([]byte, 9)
-	b[0] = codecVersion
-	binary.BigEndian.PutUint64(b[1:], uint64(t.UnixNano()))
-	return b
-}
-
+// decodeTime reads a poll time record of the layout before the poll log (polllog.go).
 func decodeTime(b []byte) (time.Time, error) {
 	if len(b) != 9 || b[0] != codecVersion {
 		return time.Time{}, fmt.Errorf("%w: bad timestamp record", ErrCorrupt)

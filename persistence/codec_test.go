@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -42,4 +43,12 @@ func FuzzDecodeRecords(f *testing.F) {
 		_ = decode(b, &ev)
 		_, _ = decodeTime(b)
 	})
+}
+
+// encodeTime writes a poll time record of the layout before the poll log, which heeprd still reads.
+func encodeTime(t time.Time) []byte {
+	b := make([]byte, 9)
+	b[0] = codecVersion
+	binary.BigEndian.PutUint64(b[1:], uint64(t.UnixNano()))
+	return b
 }

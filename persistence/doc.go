@@ -7,8 +7,9 @@
 // commit): syncing costs latency, not throughput. Commits happen in the order of Append, so a
 // reply sent after a commit also covers every change appended before it.
 //
-// The one state allowed to lag is an agent's last poll time, flushed by FlushHeartbeats on the
-// snapshot interval. If a commit fails the store refuses every later write (ErrBroken) and reports
+// The one state allowed to lag is an agent's last poll time. FlushHeartbeats writes the times
+// that changed into the poll log (polllog.go), a few thousand agents to a record, and spreads the
+// records over its time so that badger gets a steady trickle instead of a burst. If a commit fails the store refuses every later write (ErrBroken) and reports
 // unhealthy: memory may then be ahead of disk, and acknowledging more would be a lie.
 //
 // Every value starts with a version byte: 1 for JSON, 2 for the binary layout of agent records

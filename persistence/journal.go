@@ -99,33 +99,120 @@ func encodeChange(c actors.Change) (entry, error) {
 	return entry{key: key, value: b}, err
 }
 
-// heartbeatChunk bounds the poll times written in one transaction: badger refuses a transaction
-// of more than about 52k entries at heeprd's memtable size, and a fleet can poll far more often
-// than that within one snapshot interval.
-const heartbeatChunk = 10_000
+// FlushHeartbeats writes poll times to the poll log (polllog.go) without waiting: the ones that
+// changed since the last flush or, when the log has grown enough, a checkpoint of every agent's,
+// as returned by all. A poll time is the one thing allowed to lag on disk.
+//
+// The log's records are queued one at a time, spread over the duration over: record i is queued
+// once the one before it committed and no earlier than i/n of over after the start. Other
+// agents' writes go between them, and badger gets the flush as a small steady load rather than a
+// burst. done is called once, after the last record (and a checkpoint's clean-up), with the
+// first error.
+func (s *Store) FlushHeartbeats(changed []actors.Heartbeat, all func() []actors.Heartbeat,
+	over time.Duration, done func(error)) {
+	s.flushes.Add(1)
+	checkpoint := s.polls.startCheckpoint(len(changed))
+	beats := changed
+	if checkpoint {
+		beats = all()
+	}
+	records, from := s.polls.encode(beats)
+	f := &heartbeatFlush{s: s, records: records, start: time.Now(), checkpoint: checkpoint,
+		from: from, done: done}
+	if len(records) > 0 {
+		f.gap = over / time.Duration(len(records))
+	}
+	f.next()
+}
 
-// FlushHeartbeats stores the poll times that changed since the last flush, in chunks that each
-// commit on their own. They are not waited for: a poll time is the one thing allowed to lag on
-// disk. A chunk is queued only once the one before it committed, so that the other agents'
-// writes queued meanwhile go first instead of waiting for the whole flush, and badger gets the
-// flush a little at a time. done is called once, after the last chunk, with the first error.
-func (s *Store) FlushHeartbeats(beats []actors.Heartbeat, done func(error)) {
-	if len(beats) == 0 {
-		go done(nil)
+// heartbeatFlush is one FlushHeartbeats in progress.
+type heartbeatFlush struct {
+	s          *Store
+	records    []pollRecord
+	start      time.Time
+	gap        time.Duration // between the planned starts of two records
+	sent       int           // records queued so far
+	checkpoint bool
+	from       uint64 // sequence of the first record
+	done       func(error)
+}
+
+// next queues the next record, or ends the flush.
+func (f *heartbeatFlush) next() {
+	if f.sent == len(f.records) {
+		if f.checkpoint {
+			go f.s.dropSuperseded(f.from, f.end) // not on the committer: it may scan
+			return
+		}
+		f.end(nil)
 		return
 	}
-	chunk := beats[:min(len(beats), heartbeatChunk)]
-	entries := make([]entry, len(chunk))
-	for i, b := range chunk {
-		entries[i] = entry{key: heartbeatKey(b.AgentID), value: encodeTime(b.LastPoll)}
+	r := f.records[f.sent]
+	f.sent++
+	f.s.enqueue(pending{entries: []entry{{key: r.key, value: r.value}}, done: func(err error) {
+		if err != nil {
+			f.end(err)
+			return
+		}
+		f.s.polls.committed(r)
+		f.plan()
+	}})
+}
+
+// plan queues the next record at its planned time.
+func (f *heartbeatFlush) plan() {
+	wait := time.Until(f.start.Add(time.Duration(f.sent) * f.gap))
+	if wait <= 0 || f.sent == len(f.records) {
+		f.next()
+		return
 	}
-	rest := beats[len(chunk):]
-	s.enqueue(pending{entries: entries, done: func(err error) {
-		if err != nil || len(rest) == 0 {
+	f.s.later(wait, f.next)
+}
+
+func (f *heartbeatFlush) end(err error) {
+	if f.checkpoint {
+		f.s.polls.checkpointDone(err == nil)
+	}
+	if f.done != nil {
+		f.done(err)
+	}
+	f.s.flushes.Done()
+}
+
+// dropSuperseded deletes the poll log records older than a checkpoint that starts at sequence
+// from, and the per-agent poll time records of an older layout, then calls done.
+func (s *Store) dropSuperseded(from uint64, done func(error)) {
+	keys := s.polls.supersede(from)
+	if s.polls.hasLegacy() {
+		err := s.scan(prefixHeartbeat, "", "", func(key string, _ []byte) error {
+			keys = append(keys, []byte(key))
+			return nil
+		})
+		if err != nil {
 			done(err)
 			return
 		}
-		s.FlushHeartbeats(rest, done)
+	}
+	s.deleteKeys(keys, done)
+}
+
+// deleteKeys deletes keys in commits of at most maxBatchRecords, one after the other.
+func (s *Store) deleteKeys(keys [][]byte, done func(error)) {
+	if len(keys) == 0 {
+		done(nil)
+		return
+	}
+	batch := keys[:min(len(keys), maxBatchRecords)]
+	entries := make([]entry, len(batch))
+	for i, k := range batch {
+		entries[i] = entry{key: k, delete: true}
+	}
+	s.enqueue(pending{entries: entries, done: func(err error) {
+		if err != nil {
+			done(err)
+			return
+		}
+		s.deleteKeys(keys[len(batch):], done)
 	}})
 }
 
@@ -164,12 +251,11 @@ func (s *Store) commitRest() {
 	}
 }
 
-// maxBatchRecords bounds one commit. Under a heartbeat flush the queue holds hundreds of
-// thousands of records; committing them as one transaction made badger build and then refuse a
-// huge transaction, held writes of every agent behind it, and at a million agents kept about a
-// gigabyte of memory busy and stretched the poll p99 to seconds. Bounded batches interleave
-// with other agents' writes.
-const maxBatchRecords = heartbeatChunk
+// maxBatchRecords bounds one commit. badger refuses a transaction of more than about 52k entries
+// at heeprd's memtable size, and a huge one holds every agent's writes behind it: at a million
+// agents one commit of a whole heartbeat flush kept about a gigabyte of memory busy and
+// stretched the poll p99 to seconds. Bounded batches interleave with other agents' writes.
+const maxBatchRecords = 10_000
 
 // takeBatch takes the oldest pendings off the queue, up to maxBatchRecords records but at
 // least one pending. The caller holds s.mu.

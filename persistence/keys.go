@@ -11,7 +11,8 @@ import (
 // restored in one pass:
 //
 //	a/<agent id>                       the agent's own record (actors.AgentState, agentcodec.go)
-//	h/<agent id>                       its last poll time
+//	l/agt_<c>/<sequence, 16 hex>       poll times of agents whose id starts with c (polllog.go)
+//	h/<agent id>                       its last poll time, in the layout before the poll log
 //	o/<agent id>/<order id>            one order
 //	e/<agent id>/<event seq, 16 hex>   one queued event, in queue order
 //	s/<agent id>/<file name>           an owner's replacement for a skill file
@@ -29,8 +30,7 @@ const (
 	keySchema       = "m/schema"
 )
 
-func agentKey(id string) []byte     { return []byte(prefixAgent + id) }
-func heartbeatKey(id string) []byte { return []byte(prefixHeartbeat + id) }
+func agentKey(id string) []byte { return []byte(prefixAgent + id) }
 
 func orderKey(agentID, orderID string) []byte {
 	return []byte(prefixOrder + agentID + "/" + orderID)

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -22,7 +23,7 @@ import (
 // most of the work.
 func (s *Store) Load() ([]*actors.Snapshot, error) {
 	bounds := idBounds(runtime.GOMAXPROCS(0))
-	parts := make([][]*actors.Snapshot, len(bounds)-1)
+	parts := make([]loadedPart, len(bounds)-1)
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i := range parts {
@@ -36,7 +37,26 @@ func (s *Store) Load() ([]*actors.Snapshot, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return slices.Concat(parts...), nil
+
+	var (
+		snaps   []*actors.Snapshot
+		records []pollRecord
+		legacy  bool
+	)
+	for _, p := range parts {
+		snaps = append(snaps, p.snaps...)
+		records = append(records, p.polls...)
+		legacy = legacy || p.legacy
+	}
+	s.polls.restored(records, legacy)
+	return snaps, nil
+}
+
+// loadedPart is what loadPart read.
+type loadedPart struct {
+	snaps  []*actors.Snapshot
+	polls  []pollRecord // the poll log's records
+	legacy bool         // per-agent poll time records of an older layout were found
 }
 
 // idBounds splits the agent id space into n parts by the first character after the id prefix:
@@ -53,14 +73,27 @@ func idBounds(n int) []string {
 }
 
 // loadPart reads the agents with ids in [from, to) and every record that belongs to them.
-func (s *Store) loadPart(from, to string) ([]*actors.Snapshot, error) {
-	var agents agentIndex
+func (s *Store) loadPart(from, to string) (loadedPart, error) {
+	var (
+		agents agentIndex
+		part   loadedPart
+		times  []pollTime
+	)
 	steps := []struct {
 		prefix string
 		read   func(key string, value []byte) error
 	}{
 		{prefixAgent, agents.loadAgent},
-		{prefixHeartbeat, func(k string, v []byte) error { return loadHeartbeat(&agents, k, v) }},
+		{prefixHeartbeat, func(k string, v []byte) error {
+			part.legacy = true
+			return loadHeartbeat(&agents, k, v)
+		}},
+		{prefixPollLog, func(k string, v []byte) error {
+			r, more, err := readPollRecord(k, v, len(part.polls), times)
+			times = more
+			part.polls = append(part.polls, r)
+			return err
+		}},
 		{prefixOrder, func(k string, v []byte) error { return loadOrder(&agents, k, v) }},
 		{prefixEvent, func(k string, v []byte) error { return loadEvent(&agents, k, v) }},
 		{prefixSkill, func(k string, v []byte) error { return loadSkill(&agents, k, v) }},
@@ -69,10 +102,14 @@ func (s *Store) loadPart(from, to string) ([]*actors.Snapshot, error) {
 	for _, step := range steps {
 		agents.next = 0
 		if err := s.scan(step.prefix, from, to, step.read); err != nil {
-			return nil, err
+			return loadedPart{}, err
 		}
 	}
-	return agents.snaps, nil
+	if err := agents.applyPollTimes(times, part.polls); err != nil {
+		return loadedPart{}, err
+	}
+	part.snaps = agents.snaps
+	return part, nil
 }
 
 // agentIndex finds the agent a record belongs to without a map: records under every prefix come
@@ -147,13 +184,40 @@ func owner(agents *agentIndex, key, prefix string) (*actors.Snapshot, string, er
 	return snap, rest, nil
 }
 
+// loadHeartbeat reads a poll time record of the layout before the poll log.
 func loadHeartbeat(agents *agentIndex, key string, v []byte) error {
 	snap, _, err := owner(agents, key, prefixHeartbeat)
 	if err != nil {
 		return err
 	}
-	snap.LastPoll, err = decodeTime(v)
+	t, err := decodeTime(v)
+	if t.After(snap.LastPoll) {
+		snap.LastPoll = t
+	}
 	return err
+}
+
+// idChars is the id of the i-th agent without its prefix.
+func (x *agentIndex) idChars(i int) string { return x.snaps[i].State.ID[len(actors.AgentPrefix):] }
+
+// applyPollTimes gives each agent the latest of its poll times read from the poll log. They are
+// sorted by agent first, so that one forward pass of the cursor finds every agent.
+func (x *agentIndex) applyPollTimes(times []pollTime, records []pollRecord) error {
+	slices.SortFunc(times, func(a, b pollTime) int { return bytes.Compare(a.id[:], b.id[:]) })
+	x.next = 0
+	for _, pt := range times {
+		for x.next < len(x.snaps) && x.idChars(x.next) < string(pt.id[:]) {
+			x.next++
+		}
+		if x.next == len(x.snaps) || x.idChars(x.next) != string(pt.id[:]) {
+			return fmt.Errorf("load %q: %w: poll time of agent %s%s, which has no record",
+				records[pt.record].key, ErrCorrupt, actors.AgentPrefix, pt.id)
+		}
+		if t := time.Unix(0, pt.at).UTC(); t.After(x.snaps[x.next].LastPoll) {
+			x.snaps[x.next].LastPoll = t
+		}
+	}
+	return nil
 }
 
 func loadOrder(agents *agentIndex, key string, v []byte) error {

@@ -40,12 +40,8 @@ func TestLoadFindsEachOwner(t *testing.T) {
 		}
 	}
 	appendWait(t, s, changes...)
-	done := make(chan error, 1)
-	s.FlushHeartbeats([]actors.Heartbeat{{AgentID: "agt_zzzzzzzzzzzzzzzz",
-		LastPoll: time.Unix(99, 0).UTC()}}, func(err error) { done <- err })
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	flushWait(t, s, nil, actors.Heartbeat{AgentID: "agt_zzzzzzzzzzzzzzzz",
+		LastPoll: time.Unix(99, 0).UTC()})
 
 	snaps, err := s.Load()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -46,6 +47,15 @@ type Store struct {
 	done    chan struct{}
 	broken  atomic.Bool
 	closeMu sync.Once
+
+	polls   pollLog        // the poll log's records (polllog.go)
+	flushes sync.WaitGroup // heartbeat flushes in progress
+	hurry   chan struct{}  // closed by Close: flushes stop spreading their writes
+	hurried sync.Once
+
+	// later runs f after d, or at once when the store closes; tests replace it to see how a
+	// heartbeat flush is spread.
+	later func(d time.Duration, f func())
 
 	// memFiles holds delivered files in --in-memory mode, where badger could keep no value
 	// larger than 1 MiB. Keys are as in badger; only the committer writes it.
@@ -91,7 +101,9 @@ func Open(o Options) (*Store, error) {
 	s := &Store{
 		db: db, log: o.Log, obs: o.Observer, sync: o.Fsync,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
+		hurry: make(chan struct{}),
 	}
+	s.later = s.after
 	if o.InMemory {
 		s.memFiles = make(map[string][]byte)
 	}
@@ -126,10 +138,26 @@ func (s *Store) checkSchema() error {
 // Healthy reports whether every commit so far succeeded.
 func (s *Store) Healthy() bool { return !s.broken.Load() }
 
-// Close commits everything queued, stops the committer and closes badger.
+// after runs f after d, or as soon as Close hurries the flushes.
+func (s *Store) after(d time.Duration, f func()) {
+	go func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.hurry:
+		}
+		f()
+	}()
+}
+
+// Close lets the heartbeat flushes in progress finish at once, commits everything queued, stops
+// the committer and closes badger.
 func (s *Store) Close() error {
 	var err error
 	s.closeMu.Do(func() {
+		s.hurried.Do(func() { close(s.hurry) })
+		s.flushes.Wait()
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()

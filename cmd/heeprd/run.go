@@ -121,7 +121,7 @@ func (d *daemon) build() {
 // failed-authentication bookkeeping and order deadlines. All stop when ctx ends.
 func (d *daemon) startLoops(ctx context.Context) {
 	go every(ctx, time.Second, d.env.Online.Sweep)
-	go every(ctx, d.cfg.SnapshotInterval, d.flushHeartbeats)
+	go every(ctx, d.cfg.SnapshotInterval/2, d.flushHeartbeats)
 	go every(ctx, passivateSweep(d.cfg.PassivateAfter), func(now time.Time) {
 		d.fleet.Passivate(now, d.cfg.PassivateAfter)
 	})
@@ -226,13 +226,15 @@ func every(ctx context.Context, period time.Duration, f func(now time.Time)) {
 	}
 }
 
-// flushHeartbeats writes the poll times that changed since the last flush, without waiting.
+// flushHeartbeats writes the poll times that changed since the last flush, without waiting. It
+// runs every half snapshot interval and spreads its writes over the half interval that follows,
+// so a poll time reaches the disk within one interval of the poll.
 func (d *daemon) flushHeartbeats(time.Time) {
 	beats := d.fleet.TakeHeartbeats()
 	if len(beats) == 0 {
 		return
 	}
-	d.store.FlushHeartbeats(beats, func(err error) {
+	d.store.FlushHeartbeats(beats, d.fleet.Heartbeats, d.cfg.SnapshotInterval/2, func(err error) {
 		if err != nil {
 			d.log.Error("heartbeat snapshot failed", "agents", len(beats), "err", err)
 		}
@@ -258,7 +260,8 @@ func shutdown(cfg *config, srv *transport.Server, agentAPI, ops *fasthttp.Server
 	}
 
 	done := make(chan error, 1)
-	store.FlushHeartbeats(fleet.TakeHeartbeats(), func(err error) { done <- err })
+	store.FlushHeartbeats(fleet.TakeHeartbeats(), fleet.Heartbeats, 0,
+		func(err error) { done <- err })
 	if err := <-done; err != nil {
 		errs = append(errs, fmt.Errorf("final heartbeat snapshot: %w", err))
 	}

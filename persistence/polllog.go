@@ -1,0 +1,212 @@
+package persistence
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/heepr/heeprd/actors"
+)
+
+// The poll log holds agents' last poll times, the one state allowed to lag on disk.
+//
+// A fleet of a million agents polling once a minute changes 16,700 poll times a second. Kept as
+// one record per agent, they were most of what heeprd wrote: each time a key, a version and a
+// skiplist node of its own, and the memtable flushes, compactions and garbage they caused
+// stalled polls for seconds. The log packs the times of many agents into one record instead.
+//
+// Each flush writes the times that changed since the one before. A reader keeps the latest time
+// it meets for an agent, so records may be read in any order, may repeat an agent, and may
+// outlive the flush that replaced them. When the log holds about twice what a full copy of
+// every agent's time would, a flush writes that full copy (a checkpoint) and, once it committed,
+// deletes the records before it: the log stays within a few times the fleet's size.
+//
+// Keys are l/<bucket>/<sequence, 16 hex>, where the bucket is the agent id prefix and the id's
+// first character, so a record sorts beside the agents it covers and each part of a restore
+// reads only its own. A value is a version byte, then pairs of the id's characters after the
+// prefix and the poll time in Unix nanoseconds, 8 bytes big-endian.
+const (
+	prefixPollLog        = "l/"
+	pollLogVersion  byte = 3
+	pollBucketLen        = len(actors.AgentPrefix) + 1
+	pollIDLen            = 16 // an agent id's characters after the prefix
+	pollPairLen          = pollIDLen + 8
+	pollRecordPairs      = 2_000 // 48 KB: under the value threshold, so compaction reclaims it
+
+	// A checkpoint is due when the log outgrows twice the last one by more than these, which
+	// keep a small fleet from writing one on every flush.
+	checkpointSlackRecords = 64
+	checkpointSlackTimes   = pollRecordPairs
+)
+
+// pollLog is the store's account of the poll log's committed records.
+type pollLog struct {
+	mu          sync.Mutex
+	next        uint64       // sequence of the next record
+	live        []pollRecord // committed and not yet deleted
+	pairs       int          // poll times in live
+	base        int          // poll times in the newest checkpoint
+	baseRecords int          // its records
+	legacy      bool         // per-agent poll time records of an older layout remain
+	writing     bool         // a checkpoint is being written
+}
+
+// pollRecord is one record of the poll log.
+type pollRecord struct {
+	seq   uint64
+	key   []byte
+	pairs int
+	value []byte // until it is committed
+}
+
+// startCheckpoint reports whether a flush of changed poll times should write a checkpoint
+// instead, and if so marks one as being written.
+func (l *pollLog) startCheckpoint(changed int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.writing {
+		return false
+	}
+	l.writing = l.legacy ||
+		len(l.live) > 2*l.baseRecords+checkpointSlackRecords ||
+		l.pairs+changed > 2*l.base+checkpointSlackTimes
+	return l.writing
+}
+
+// encode packs poll times into records, by bucket, and gives them the next sequences, from
+// from on.
+func (l *pollLog) encode(beats []actors.Heartbeat) (records []pollRecord, from uint64) {
+	open := map[string][]byte{} // bucket -> value being filled
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	from = l.next
+	emit := func(bucket string, value []byte) {
+		key := fmt.Appendf(nil, "%s%s/%016x", prefixPollLog, bucket, l.next)
+		records = append(records, pollRecord{seq: l.next, key: key,
+			pairs: (len(value) - 1) / pollPairLen, value: value})
+		l.next++
+	}
+	for _, b := range beats {
+		bucket, rest := b.AgentID[:pollBucketLen], b.AgentID[len(actors.AgentPrefix):]
+		v := open[bucket]
+		if v == nil {
+			v = append(make([]byte, 0, 1+pollRecordPairs*pollPairLen), pollLogVersion)
+		}
+		v = append(v, rest...)
+		v = binary.BigEndian.AppendUint64(v, uint64(b.LastPoll.UnixNano()))
+		if (len(v)-1)/pollPairLen == pollRecordPairs {
+			emit(bucket, v)
+			v = nil
+		}
+		open[bucket] = v
+	}
+	for _, bucket := range slices.Sorted(maps.Keys(open)) {
+		if v := open[bucket]; v != nil {
+			emit(bucket, v)
+		}
+	}
+	return records, from
+}
+
+// committed accounts for a record once it is on disk.
+func (l *pollLog) committed(r pollRecord) {
+	r.value = nil
+	l.mu.Lock()
+	l.live = append(l.live, r)
+	l.pairs += r.pairs
+	l.mu.Unlock()
+}
+
+// supersede takes the committed records older than a checkpoint that starts at sequence from
+// off the account and returns their keys, to be deleted.
+func (l *pollLog) supersede(from uint64) [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var keys [][]byte
+	l.live = slices.DeleteFunc(l.live, func(r pollRecord) bool {
+		if r.seq >= from {
+			return false
+		}
+		keys = append(keys, r.key)
+		l.pairs -= r.pairs
+		return true
+	})
+	return keys
+}
+
+func (l *pollLog) hasLegacy() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.legacy
+}
+
+// checkpointDone ends a checkpoint. If it was written and the records before it deleted (ok),
+// it becomes the base the next one is measured against.
+func (l *pollLog) checkpointDone(ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writing = false
+	if ok {
+		l.legacy = false
+		l.base, l.baseRecords = l.pairs, len(l.live)
+	}
+}
+
+// restored takes over the records a load found; legacy says per-agent records were found too.
+func (l *pollLog) restored(records []pollRecord, legacy bool) {
+	slices.SortFunc(records, func(a, b pollRecord) int { return compareSeq(a.seq, b.seq) })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.live, l.pairs, l.legacy = records, 0, legacy
+	for _, r := range records {
+		l.pairs += r.pairs
+		l.next = max(l.next, r.seq+1)
+	}
+}
+
+func compareSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// pollTime is one poll time read from the log.
+type pollTime struct {
+	id     [pollIDLen]byte // the characters after the agent id prefix
+	at     int64           // Unix nanoseconds
+	record int32           // index of its record among those read before it
+}
+
+// readPollRecord decodes a poll log record, appending its times to into; index is the number of
+// records read before it.
+func readPollRecord(key string, v []byte, index int, into []pollTime) (pollRecord, []pollTime,
+	error) {
+	rest, ok := strings.CutPrefix(key, prefixPollLog)
+	bucket, seqHex, ok2 := strings.Cut(rest, "/")
+	seq, err := strconv.ParseUint(seqHex, 16, 64)
+	if !ok || !ok2 || err != nil || len(bucket) != pollBucketLen || len(seqHex) != 16 {
+		return pollRecord{}, into, fmt.Errorf("%w: malformed poll log key", ErrCorrupt)
+	}
+	if len(v) == 0 || v[0] != pollLogVersion || (len(v)-1)%pollPairLen != 0 {
+		return pollRecord{}, into, fmt.Errorf("%w: bad poll log record", ErrCorrupt)
+	}
+	for p := v[1:]; len(p) > 0; p = p[pollPairLen:] {
+		pt := pollTime{id: [pollIDLen]byte(p), at: int64(binary.BigEndian.Uint64(p[pollIDLen:])),
+			record: int32(index)}
+		if pt.id[0] != bucket[len(bucket)-1] {
+			return pollRecord{}, into, fmt.Errorf("%w: poll time of %s%s in bucket %s",
+				ErrCorrupt, actors.AgentPrefix, pt.id, bucket)
+		}
+		into = append(into, pt)
+	}
+	r := pollRecord{seq: seq, key: []byte(key), pairs: (len(v) - 1) / pollPairLen}
+	return r, into, nil
+}
