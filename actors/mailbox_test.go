@@ -118,3 +118,42 @@ func TestMailboxIdleAgainAfterDraining(t *testing.T) {
 		t.Errorf("got %v, %d waiting", inv.got, m.UserMessageCount())
 	}
 }
+
+// TestQueue checks first-in first-out order across the inline slot and the spill slice, and
+// that an emptied queue keeps nothing alive.
+func TestQueue(t *testing.T) {
+	cases := []struct {
+		name string
+		ops  string // p pushes the next number, o pops and expects the oldest one pushed
+	}{
+		{"one at a time", "popopo"},
+		{"a burst", "pppppooooo"},
+		{"interleaved", "ppoppoopoo"},
+		{"refill after the spill drained", "pppooopppooo"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				q          queue
+				next, want int
+			)
+			for i, op := range tc.ops {
+				if op == 'p' {
+					q.push(next)
+					next++
+					continue
+				}
+				if got := q.pop(); got != want {
+					t.Fatalf("op %d: pop = %v, want %d", i, got, want)
+				}
+				want++
+			}
+			if q.len() != next-want {
+				t.Errorf("len = %d, want %d", q.len(), next-want)
+			}
+			if q.len() == 0 && (q.first != nil || q.rest != nil) {
+				t.Errorf("an empty queue holds %v and %v", q.first, q.rest)
+			}
+		})
+	}
+}
