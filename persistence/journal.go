@@ -101,7 +101,9 @@ func encodeChange(c actors.Change) (entry, error) {
 
 // FlushHeartbeats writes poll times to the poll log (polllog.go) without waiting: the ones that
 // changed since the last flush or, when the log has grown enough, a checkpoint of every agent's,
-// as returned by all. A poll time is the one thing allowed to lag on disk.
+// as returned by all. With all nil it never writes a checkpoint: at shutdown the fleet has
+// already let its agents go, and a checkpoint of nobody would delete every poll time before it.
+// A poll time is the one thing allowed to lag on disk.
 //
 // The log's records are queued one at a time, spread over the duration over: record i is queued
 // once the one before it committed and no earlier than i/n of over after the start. Other
@@ -111,7 +113,7 @@ func encodeChange(c actors.Change) (entry, error) {
 func (s *Store) FlushHeartbeats(changed []actors.Heartbeat, all func() []actors.Heartbeat,
 	over time.Duration, done func(error)) {
 	s.flushes.Add(1)
-	checkpoint := s.polls.startCheckpoint(len(changed))
+	checkpoint := all != nil && s.polls.startCheckpoint(len(changed))
 	beats := changed
 	if checkpoint {
 		beats = all()

@@ -311,3 +311,38 @@ func FuzzReadPollRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestFlushWithoutAllNeverCheckpoints: a flush given no way to list every agent (as at shutdown,
+// when the fleet has let its agents go) writes only what changed, however due a checkpoint is,
+// and deletes nothing.
+func TestFlushWithoutAllNeverCheckpoints(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	const agents = 8 // one per bucket
+	f := newPollFleet(t, s, agents)
+	flushes := 2*checkpointSlackRecords/agents + 2
+	for round := range flushes {
+		var beats []actors.Heartbeat
+		for i := range agents {
+			b := actors.Heartbeat{AgentID: fleetAgent(i), LastPoll: time.Unix(int64(round), 0).UTC()}
+			f.latest[b.AgentID] = b.LastPoll
+			beats = append(beats, b)
+		}
+		done := make(chan error, 1)
+		s.FlushHeartbeats(beats, nil, 0, func(err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := logRecords(t, s), flushes*agents; got != want {
+		t.Fatalf("%d records after %d flushes without a list of every agent, want %d", got,
+			flushes, want)
+	}
+	f.check(agents)
+
+	f.poll(int64(flushes), 0) // with the list: the checkpoint that was due
+	if got := logRecords(t, s); got > 2*agents {
+		t.Errorf("%d records after a checkpoint of %d agents", got, agents)
+	}
+	f.check(agents)
+}

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -72,15 +74,18 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	// goal. Collect it and hand the pages back now, off the ready path.
 	go debug.FreeOSMemory()
 
-	loops, stopLoops := context.WithCancel(context.Background())
-	d.startLoops(loops)
+	loops, cancelLoops := context.WithCancel(context.Background())
+	waitLoops := d.startLoops(loops)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "reason", "signal")
 	case err := <-serveErr:
 		log.Error("listener failed; shutting down", "err", err)
 	}
-	stopLoops()
+	// The loops are waited for: a heartbeat flush still reading the fleet while shutdown
+	// empties it would take a checkpoint of part of the fleet for the whole.
+	cancelLoops()
+	waitLoops()
 	return shutdown(cfg, d.srv, agentAPI, ops, d.fleet, d.store, log)
 }
 
@@ -118,20 +123,27 @@ func (d *daemon) build() {
 }
 
 // startLoops starts the background work: the online sweep, heartbeat snapshots, the
-// failed-authentication bookkeeping and order deadlines. All stop when ctx ends.
-func (d *daemon) startLoops(ctx context.Context) {
-	go every(ctx, time.Second, d.env.Online.Sweep)
-	go every(ctx, d.cfg.SnapshotInterval/2, d.flushHeartbeats)
-	go every(ctx, passivateSweep(d.cfg.PassivateAfter), func(now time.Time) {
-		d.fleet.Passivate(now, d.cfg.PassivateAfter)
+// failed-authentication bookkeeping and order deadlines. All stop when ctx ends; the function
+// returned waits until they have.
+func (d *daemon) startLoops(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() { every(ctx, time.Second, d.env.Online.Sweep) })
+	wg.Go(func() { every(ctx, d.cfg.SnapshotInterval/2, d.flushHeartbeats) })
+	wg.Go(func() {
+		every(ctx, passivateSweep(d.cfg.PassivateAfter), func(now time.Time) {
+			d.fleet.Passivate(now, d.cfg.PassivateAfter)
+		})
 	})
-	go d.srv.RunMaintenance(ctx)
-	go d.env.Deadlines.Run(ctx, func(agentID, orderID string) {
-		if !d.fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID}) {
-			// The agent's actor could not be started; the deadline must not be forgotten.
-			d.env.Deadlines.Schedule(time.Now().Add(deadlineRetry), agentID, orderID)
-		}
+	wg.Go(func() { d.srv.RunMaintenance(ctx) })
+	wg.Go(func() {
+		d.env.Deadlines.Run(ctx, func(agentID, orderID string) {
+			if !d.fleet.Tell(agentID, &actors.CheckDeadline{OrderID: orderID}) {
+				// The agent's actor could not be started; the deadline must not be forgotten.
+				d.env.Deadlines.Schedule(time.Now().Add(deadlineRetry), agentID, orderID)
+			}
+		})
 	})
+	return wg.Wait
 }
 
 func openStore(cfg *config, obs persistence.Observer, log *slog.Logger) (*persistence.Store, error) {
@@ -189,17 +201,36 @@ func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, 
 		return fmt.Errorf("restore: %w", err)
 	}
 	fleet.Grow(len(snaps))
-	for _, snap := range snaps {
-		if err := fleet.Add(snap); err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
-		if !snap.LastPoll.IsZero() { // the tracker ignores a poll whose window has ended
-			env.Online.Heartbeat(time.Time{}, snap.LastPoll)
-		}
+	if err := addAll(fleet, env, snaps); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
 	m.OrdersRestored(snaps)
 	log.Info("state restored", "agents", len(snaps), "took", time.Since(start).String())
 	return nil
+}
+
+// addAll adds restored agents to the fleet, one slice of them per CPU: at a million agents the
+// adds, an allocation and a map insert each, took as long as reading the agents from disk.
+func addAll(fleet *actors.Fleet, env *actors.Env, snaps []*actors.Snapshot) error {
+	workers := runtime.GOMAXPROCS(0)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		part := snaps[w*len(snaps)/workers : (w+1)*len(snaps)/workers]
+		wg.Go(func() {
+			for _, snap := range part {
+				if err := fleet.Add(snap); err != nil {
+					errs[w] = err
+					return
+				}
+				if !snap.LastPoll.IsZero() { // the tracker ignores a poll whose window ended
+					env.Online.Heartbeat(time.Time{}, snap.LastPoll)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // deadlineRetry is how soon a deadline check that could not reach its agent is tried again.
@@ -260,8 +291,7 @@ func shutdown(cfg *config, srv *transport.Server, agentAPI, ops *fasthttp.Server
 	}
 
 	done := make(chan error, 1)
-	store.FlushHeartbeats(fleet.TakeHeartbeats(), fleet.Heartbeats, 0,
-		func(err error) { done <- err })
+	store.FlushHeartbeats(fleet.TakeHeartbeats(), nil, 0, func(err error) { done <- err })
 	if err := <-done; err != nil {
 		errs = append(errs, fmt.Errorf("final heartbeat snapshot: %w", err))
 	}
