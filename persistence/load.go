@@ -104,6 +104,10 @@ func (s *Store) loadPart(from, to string) (loadedPart, error) {
 		if err := s.scan(step.prefix, from, to, step.read); err != nil {
 			return loadedPart{}, err
 		}
+		if step.prefix == prefixAgent {
+			// The poll log holds at most about twice one time per agent (polllog.go).
+			times = make([]pollTime, 0, 2*len(agents.snaps)+checkpointSlackTimes)
+		}
 	}
 	if err := agents.applyPollTimes(times, part.polls); err != nil {
 		return loadedPart{}, err
@@ -197,21 +201,32 @@ func loadHeartbeat(agents *agentIndex, key string, v []byte) error {
 	return err
 }
 
-// idChars is the id of the i-th agent without its prefix.
-func (x *agentIndex) idChars(i int) string { return x.snaps[i].State.ID[len(actors.AgentPrefix):] }
+// pollKey is the id of the i-th agent as a poll time holds it.
+func (x *agentIndex) pollKey(i int) pollTime {
+	id := x.snaps[i].State.ID[len(actors.AgentPrefix):] // 16 characters: ids are validated
+	return pollTime{hi: bigEndian(id[:8]), lo: bigEndian(id[8:])}
+}
+
+func bigEndian(s string) uint64 {
+	var v uint64
+	for i := range 8 {
+		v = v<<8 | uint64(s[i])
+	}
+	return v
+}
 
 // applyPollTimes gives each agent the latest of its poll times read from the poll log. They are
 // sorted by agent first, so that one forward pass of the cursor finds every agent.
 func (x *agentIndex) applyPollTimes(times []pollTime, records []pollRecord) error {
-	slices.SortFunc(times, func(a, b pollTime) int { return bytes.Compare(a.id[:], b.id[:]) })
+	slices.SortFunc(times, comparePollTimes)
 	x.next = 0
 	for _, pt := range times {
-		for x.next < len(x.snaps) && x.idChars(x.next) < string(pt.id[:]) {
+		for x.next < len(x.snaps) && comparePollTimes(x.pollKey(x.next), pt) < 0 {
 			x.next++
 		}
-		if x.next == len(x.snaps) || x.idChars(x.next) != string(pt.id[:]) {
+		if x.next == len(x.snaps) || comparePollTimes(x.pollKey(x.next), pt) != 0 {
 			return fmt.Errorf("load %q: %w: poll time of agent %s%s, which has no record",
-				records[pt.record].key, ErrCorrupt, actors.AgentPrefix, pt.id)
+				records[pt.record].key, ErrCorrupt, actors.AgentPrefix, pt.id())
 		}
 		if t := time.Unix(0, pt.at).UTC(); t.After(x.snaps[x.next].LastPoll) {
 			x.snaps[x.next].LastPoll = t

@@ -168,7 +168,7 @@ func (l *pollLog) restored(records []pollRecord, legacy bool) {
 	}
 }
 
-func compareSeq(a, b uint64) int {
+func compareSeq(a, b uint64) int { // cmp.Compare, minus its NaN handling for floats
 	switch {
 	case a < b:
 		return -1
@@ -179,10 +179,24 @@ func compareSeq(a, b uint64) int {
 }
 
 // pollTime is one poll time read from the log.
+//
+// The id's 16 characters are held as two big-endian words, which sort in the same order as the
+// characters and compare in two instructions: a restore sorts millions of them.
 type pollTime struct {
-	id     [pollIDLen]byte // the characters after the agent id prefix
-	at     int64           // Unix nanoseconds
-	record int32           // index of its record among those read before it
+	hi, lo uint64 // the characters after the agent id prefix
+	at     int64  // Unix nanoseconds
+	record int32  // index of its record among those read before it
+}
+
+func (pt pollTime) id() string {
+	return string(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, pt.hi), pt.lo))
+}
+
+func comparePollTimes(a, b pollTime) int {
+	if c := compareSeq(a.hi, b.hi); c != 0 {
+		return c
+	}
+	return compareSeq(a.lo, b.lo)
 }
 
 // readPollRecord decodes a poll log record, appending its times to into; index is the number of
@@ -199,11 +213,11 @@ func readPollRecord(key string, v []byte, index int, into []pollTime) (pollRecor
 		return pollRecord{}, into, fmt.Errorf("%w: bad poll log record", ErrCorrupt)
 	}
 	for p := v[1:]; len(p) > 0; p = p[pollPairLen:] {
-		pt := pollTime{id: [pollIDLen]byte(p), at: int64(binary.BigEndian.Uint64(p[pollIDLen:])),
-			record: int32(index)}
-		if pt.id[0] != bucket[len(bucket)-1] {
+		pt := pollTime{hi: binary.BigEndian.Uint64(p), lo: binary.BigEndian.Uint64(p[8:]),
+			at: int64(binary.BigEndian.Uint64(p[pollIDLen:])), record: int32(index)}
+		if p[0] != bucket[len(bucket)-1] {
 			return pollRecord{}, into, fmt.Errorf("%w: poll time of %s%s in bucket %s",
-				ErrCorrupt, actors.AgentPrefix, pt.id, bucket)
+				ErrCorrupt, actors.AgentPrefix, pt.id(), bucket)
 		}
 		into = append(into, pt)
 	}

@@ -305,8 +305,8 @@ func FuzzReadPollRecord(f *testing.F) {
 			t.Fatalf("%d pairs, %d times from %d bytes", r.pairs, len(times), len(value))
 		}
 		for _, pt := range times {
-			if pt.id[0] != key[len(prefixPollLog)+pollBucketLen-1] {
-				t.Fatalf("time of %s read from a record of another bucket", pt.id)
+			if pt.id()[0] != key[len(prefixPollLog)+pollBucketLen-1] {
+				t.Fatalf("time of %s read from a record of another bucket", pt.id())
 			}
 		}
 	})
