@@ -52,19 +52,25 @@ func encodeAgent(st *actors.AgentState) []byte {
 
 // decodeAgent reads an agent record in either encoding.
 func decodeAgent(b []byte, st *actors.AgentState) error {
+	return decodeAgentShared(b, st, nil)
+}
+
+// decodeAgentShared is decodeAgent with the owner and status taken from shared when it already
+// holds them (shared may be nil).
+func decodeAgentShared(b []byte, st *actors.AgentState, shared *interner) error {
 	if len(b) > 0 && b[0] == codecVersion {
 		return decode(b, st)
 	}
 	if len(b) == 0 || b[0] != agentCodecVersion {
 		return fmt.Errorf("%w: not an agent record", ErrCorrupt)
 	}
-	r := reader{b: b[1:]}
+	r := reader{b: b[1:], shared: shared}
 	st.ID = r.string()
 	st.Settings = actors.Settings{
-		Name: r.string(), Owner: r.string(), PollMinutes: int(r.varint()),
+		Name: r.string(), Owner: r.sharedString(), PollMinutes: int(r.varint()),
 		RevisionCap: int(r.varint()), ManualAcceptance: r.bool(), KeyTTLSeconds: r.varint(),
 	}
-	st.Status = actors.AgentStatus(r.string())
+	st.Status = actors.AgentStatus(r.sharedString())
 	st.CreatedAt = r.time()
 	if r.bool() {
 		st.Key = &actors.APIKey{Hash: r.hash(), IssuedAt: r.time(), ExpiresAt: r.time(),
@@ -103,8 +109,9 @@ func appendTime(b []byte, t time.Time) []byte {
 
 // reader decodes the binary layout; after the first error every read returns a zero value.
 type reader struct {
-	b   []byte
-	err error
+	b      []byte
+	err    error
+	shared *interner // nil: every string is a copy of its own
 }
 
 func (r *reader) fail(err error) {
@@ -134,14 +141,47 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-func (r *reader) string() string {
+func (r *reader) string() string { return string(r.bytes()) }
+
+// sharedString is string for values many records repeat.
+func (r *reader) sharedString() string {
+	if r.shared == nil {
+		return r.string()
+	}
+	return r.shared.intern(r.bytes())
+}
+
+func (r *reader) bytes() []byte {
 	n := r.uvarint()
 	if n > uint64(len(r.b)) {
 		r.fail(errShortRecord)
-		return ""
+		return nil
 	}
-	s := string(r.b[:n])
+	b := r.b[:n]
 	r.b = r.b[n:]
+	return b
+}
+
+// interner hands out one copy of each string it has seen, so that agents of one owner, or with
+// one status, share it: at a million agents, a copy each was two million objects for the
+// collector to walk at every cycle. It remembers at most maxInterned strings.
+type interner struct {
+	seen map[string]string
+}
+
+const maxInterned = 1 << 16
+
+func (in *interner) intern(b []byte) string {
+	if s, ok := in.seen[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if in.seen == nil {
+		in.seen = make(map[string]string)
+	}
+	if len(in.seen) < maxInterned {
+		in.seen[s] = s
+	}
 	return s
 }
 

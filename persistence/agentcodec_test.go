@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/heepr/heeprd/actors"
 )
@@ -74,4 +75,27 @@ func FuzzDecodeAgent(f *testing.F) {
 			t.Fatalf("decoded agent does not survive a second round trip: %v", err)
 		}
 	})
+}
+
+// TestAgentCodecSharesRepeatedStrings: agents decoded with one interner read the same as
+// without, and two agents of one owner hold one copy of the owner's name.
+func TestAgentCodecSharesRepeatedStrings(t *testing.T) {
+	var shared interner
+	var got [2]actors.AgentState
+	for i, id := range []string{"agt_aaaaaaaaaaaaaaaa", "agt_bbbbbbbbbbbbbbbb"} {
+		st := sampleState()
+		st.ID, st.Settings.Owner = id, "owner-"+"one" // built at run time: not a shared constant
+		if err := decodeAgentShared(encodeAgent(&st), &got[i], &shared); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got[i], st) {
+			t.Errorf("decoded %+v, want %+v", got[i], st)
+		}
+	}
+	if unsafe.StringData(got[0].Settings.Owner) != unsafe.StringData(got[1].Settings.Owner) {
+		t.Error("two agents of one owner hold two copies of its name")
+	}
+	if unsafe.StringData(got[0].ID) == unsafe.StringData(got[1].ID) {
+		t.Error("two agents share an id")
+	}
 }

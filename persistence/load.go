@@ -121,8 +121,9 @@ func (s *Store) loadPart(from, to string) (loadedPart, error) {
 // finds each owner in constant time on average. At a million agents a map cost a third of the
 // restore, in hashing, growth and garbage.
 type agentIndex struct {
-	snaps []*actors.Snapshot // in id order, as scanned
-	next  int                // no later record of the current prefix belongs to an earlier agent
+	snaps  []*actors.Snapshot // in id order, as scanned
+	next   int                // no later record of the current prefix belongs to an earlier agent
+	shared interner           // owners and statuses, one copy each
 }
 
 func (x *agentIndex) find(id string) *actors.Snapshot {
@@ -165,7 +166,7 @@ func (x *agentIndex) loadAgent(key string, v []byte) error {
 		return err
 	}
 	var st actors.AgentState
-	if err := decodeAgent(v, &st); err != nil {
+	if err := decodeAgentShared(v, &st, &x.shared); err != nil {
 		return err
 	}
 	if st.ID != id || !actors.ValidAgentID(id) {
