@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -158,7 +159,7 @@ func (l *pollLog) checkpointDone(ok bool) {
 
 // restored takes over the records a load found; legacy says per-agent records were found too.
 func (l *pollLog) restored(records []pollRecord, legacy bool) {
-	slices.SortFunc(records, func(a, b pollRecord) int { return compareSeq(a.seq, b.seq) })
+	slices.SortFunc(records, func(a, b pollRecord) int { return cmp.Compare(a.seq, b.seq) })
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.live, l.pairs, l.legacy = records, 0, legacy
@@ -166,16 +167,6 @@ func (l *pollLog) restored(records []pollRecord, legacy bool) {
 		l.pairs += r.pairs
 		l.next = max(l.next, r.seq+1)
 	}
-}
-
-func compareSeq(a, b uint64) int { // cmp.Compare, minus its NaN handling for floats
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // pollTime is one poll time read from the log.
@@ -193,10 +184,10 @@ func (pt pollTime) id() string {
 }
 
 func comparePollTimes(a, b pollTime) int {
-	if c := compareSeq(a.hi, b.hi); c != 0 {
+	if c := cmp.Compare(a.hi, b.hi); c != 0 {
 		return c
 	}
-	return compareSeq(a.lo, b.lo)
+	return cmp.Compare(a.lo, b.lo)
 }
 
 // readPollRecord decodes a poll log record, appending its times to into; index is the number of
