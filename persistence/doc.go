@@ -9,11 +9,13 @@
 //
 // The one state allowed to lag is an agent's last poll time. FlushHeartbeats writes the times
 // that changed into the poll log (polllog.go), a few thousand agents to a record, and spreads the
-// records over its time so that badger gets a steady trickle instead of a burst. If a commit fails the store refuses every later write (ErrBroken) and reports
-// unhealthy: memory may then be ahead of disk, and acknowledging more would be a lie.
+// records over its time so that badger gets a steady trickle instead of a burst.
+//
+// If a commit fails the store refuses every later write (ErrBroken) and reports unhealthy:
+// memory may then be ahead of disk, and acknowledging more would be a lie.
 //
 // Every value starts with a version byte: 1 for JSON, 2 for the binary layout of agent records
-// (agentcodec.go), which are read by the million at start-up. Load refuses to start on a record
+// (agentcodec.go), which are read by the million at start-up, 3 for the poll log. Load refuses to start on a record
 // it cannot decode and names its key, rather than drop data silently. The key layout is
 // documented in keys.go. Every kind of record sorts by agent id, so Load splits the id space
 // into parts read side by side, and finds each record's agent with a cursor that only moves
