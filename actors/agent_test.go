@@ -262,7 +262,7 @@ func TestPoll(t *testing.T) {
 		if !ta.lastPolled().IsZero() || ta.ref.lastPoll.Load() != 0 || te.Online.Online() != 0 {
 			t.Errorf("refused poll recorded a heartbeat")
 		}
-		if beats := ta.fleet.TakeHeartbeats(); len(beats) != 0 {
+		if beats := ta.fleet.TakeHeartbeats(nil); len(beats) != 0 {
 			t.Errorf("heartbeats = %v", beats)
 		}
 	})
@@ -290,7 +290,7 @@ func TestPoll(t *testing.T) {
 		if got := te.Online.Online(); got != 1 {
 			t.Errorf("online after repeat = %d, want 1", got)
 		}
-		beats := ta.fleet.TakeHeartbeats()
+		beats := ta.fleet.TakeHeartbeats(nil)
 		if len(beats) != 1 || beats[0].AgentID != ta.state.ID ||
 			!beats[0].LastPoll.Equal(now.Add(500*time.Millisecond)) {
 			t.Errorf("heartbeats = %v", beats)

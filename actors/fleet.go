@@ -50,6 +50,7 @@ type Fleet struct {
 
 	dirtyMu sync.Mutex
 	dirty   []*Ref // agents whose heartbeat changed since the last flush
+	spare   []*Ref // the array of the flush before, emptied, for dirty to fill next
 }
 
 type shard struct {
@@ -491,17 +492,25 @@ func (f *Fleet) Heartbeats() []Heartbeat {
 	return beats
 }
 
-// TakeHeartbeats returns the heartbeats that changed since the previous call.
-func (f *Fleet) TakeHeartbeats() []Heartbeat {
+// TakeHeartbeats appends the heartbeats that changed since the previous call to into and
+// returns it. A caller that flushes on a period passes its previous result back in, emptied:
+// with the fleet's own list of changed agents, which it also reuses, a flush then allocates
+// nothing, where at a million agents it allocated megabytes every few seconds.
+func (f *Fleet) TakeHeartbeats(into []Heartbeat) []Heartbeat {
 	f.dirtyMu.Lock()
 	refs := f.dirty
-	f.dirty = nil
+	f.dirty, f.spare = f.spare[:0], nil
 	f.dirtyMu.Unlock()
 
-	beats := make([]Heartbeat, len(refs))
-	for i, r := range refs {
+	for _, r := range refs {
 		r.dirty.Store(false) // a poll after this queues the ref again
-		beats[i] = Heartbeat{AgentID: r.id, LastPoll: time.Unix(0, r.lastPoll.Load()).UTC()}
+		at := time.Unix(0, r.lastPoll.Load()).UTC()
+		into = append(into, Heartbeat{AgentID: r.id, LastPoll: at})
 	}
-	return beats
+
+	clear(refs)
+	f.dirtyMu.Lock()
+	f.spare = refs[:0]
+	f.dirtyMu.Unlock()
+	return into
 }

@@ -103,7 +103,8 @@ func encodeChange(c actors.Change) (entry, error) {
 // changed since the last flush or, when the log has grown enough, a checkpoint of every agent's,
 // as returned by all. With all nil it never writes a checkpoint: at shutdown the fleet has
 // already let its agents go, and a checkpoint of nobody would delete every poll time before it.
-// A poll time is the one thing allowed to lag on disk.
+// A poll time is the one thing allowed to lag on disk. Neither changed nor what all returns is
+// kept once FlushHeartbeats returns.
 //
 // The log's records are queued one at a time, spread over the duration over: record i is queued
 // once the one before it committed and no earlier than i/n of over after the start. Other

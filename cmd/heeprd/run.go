@@ -31,6 +31,8 @@ type daemon struct {
 	fleet   *actors.Fleet
 	metrics *metrics.Metrics
 	srv     *transport.Server
+
+	beats []actors.Heartbeat // reused from flush to flush; only the snapshot loop touches it
 }
 
 // run starts heeprd, serves until ctx ends, and shuts down in reverse order: stop taking
@@ -261,15 +263,17 @@ func every(ctx context.Context, period time.Duration, f func(now time.Time)) {
 // runs every half snapshot interval and spreads its writes over the half interval that follows,
 // so a poll time reaches the disk within one interval of the poll.
 func (d *daemon) flushHeartbeats(time.Time) {
-	beats := d.fleet.TakeHeartbeats()
-	if len(beats) == 0 {
+	d.beats = d.fleet.TakeHeartbeats(d.beats[:0]) // FlushHeartbeats keeps none of it
+	agents := len(d.beats)
+	if agents == 0 {
 		return
 	}
-	d.store.FlushHeartbeats(beats, d.fleet.Heartbeats, d.cfg.SnapshotInterval/2, func(err error) {
-		if err != nil {
-			d.log.Error("heartbeat snapshot failed", "agents", len(beats), "err", err)
-		}
-	})
+	d.store.FlushHeartbeats(d.beats, d.fleet.Heartbeats, d.cfg.SnapshotInterval/2,
+		func(err error) {
+			if err != nil {
+				d.log.Error("heartbeat snapshot failed", "agents", agents, "err", err)
+			}
+		})
 }
 
 // shutdown stops the listeners, lets every actor finish what it was sent, and writes the last
@@ -291,7 +295,7 @@ func shutdown(cfg *config, srv *transport.Server, agentAPI, ops *fasthttp.Server
 	}
 
 	done := make(chan error, 1)
-	store.FlushHeartbeats(fleet.TakeHeartbeats(), nil, 0, func(err error) { done <- err })
+	store.FlushHeartbeats(fleet.TakeHeartbeats(nil), nil, 0, func(err error) { done <- err })
 	if err := <-done; err != nil {
 		errs = append(errs, fmt.Errorf("final heartbeat snapshot: %w", err))
 	}
