@@ -45,7 +45,8 @@ func FuzzDecodeRecords(f *testing.F) {
 	})
 }
 
-// encodeTime writes a poll time record of the layout before the poll log, which heeprd still reads.
+// encodeTime writes a poll time record of the layout before the poll log, which heeprd still
+// reads.
 func encodeTime(t time.Time) []byte {
 	b := make([]byte, 9)
 	b[0] = codecVersion

@@ -96,7 +96,8 @@ func (f *pollFleet) check(agents int) {
 func logRecords(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
-	if err := s.scan(prefixPollLog, "", "", func(string, []byte) error { n++; return nil }); err != nil {
+	count := func(string, []byte) error { n++; return nil }
+	if err := s.scan(prefixPollLog, "", "", count); err != nil {
 		t.Fatal(err)
 	}
 	return n
