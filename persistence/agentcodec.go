@@ -50,14 +50,9 @@ func encodeAgent(st *actors.AgentState) []byte {
 	return binary.AppendUvarint(b, st.LastEvent)
 }
 
-// decodeAgent reads an agent record in either encoding.
-func decodeAgent(b []byte, st *actors.AgentState) error {
-	return decodeAgentShared(b, st, nil)
-}
-
-// decodeAgentShared is decodeAgent with the owner and status taken from shared when it already
-// holds them (shared may be nil).
-func decodeAgentShared(b []byte, st *actors.AgentState, shared *interner) error {
+// decodeAgent reads an agent record in either encoding. The owner and status come from shared
+// when it already holds them; with shared nil every string is a copy of its own.
+func decodeAgent(b []byte, st *actors.AgentState, shared *interner) error {
 	if len(b) > 0 && b[0] == codecVersion {
 		return decode(b, st)
 	}
@@ -144,12 +139,7 @@ func (r *reader) varint() int64 {
 func (r *reader) string() string { return string(r.bytes()) }
 
 // sharedString is string for values many records repeat.
-func (r *reader) sharedString() string {
-	if r.shared == nil {
-		return r.string()
-	}
-	return r.shared.intern(r.bytes())
-}
+func (r *reader) sharedString() string { return r.shared.intern(r.bytes()) }
 
 func (r *reader) bytes() []byte {
 	n := r.uvarint()
@@ -171,7 +161,11 @@ type interner struct {
 
 const maxInterned = 1 << 16
 
+// intern returns b as a string, the one it handed out before if any. A nil interner copies.
 func (in *interner) intern(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
 	if s, ok := in.seen[string(b)]; ok {
 		return s
 	}

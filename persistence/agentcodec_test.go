@@ -28,7 +28,7 @@ func TestAgentCodecRoundTrip(t *testing.T) {
 	for name, st := range cases {
 		t.Run(name, func(t *testing.T) {
 			var got actors.AgentState
-			if err := decodeAgent(encodeAgent(&st), &got); err != nil {
+			if err := decodeAgent(encodeAgent(&st), &got, nil); err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, st) {
@@ -48,7 +48,7 @@ func TestAgentCodecRefusesDamage(t *testing.T) {
 		"bad boolean": func() []byte { c := append([]byte{}, good...); c[len(c)-3] = 9; return c }(),
 	} {
 		var st actors.AgentState
-		if err := decodeAgent(b, &st); !errors.Is(err, ErrCorrupt) {
+		if err := decodeAgent(b, &st, nil); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
 		}
 	}
@@ -66,11 +66,11 @@ func FuzzDecodeAgent(f *testing.F) {
 	f.Add([]byte{agentCodecVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var st actors.AgentState
-		if decodeAgent(b, &st) != nil || len(b) == 0 || b[0] != agentCodecVersion {
+		if decodeAgent(b, &st, nil) != nil || len(b) == 0 || b[0] != agentCodecVersion {
 			return
 		}
 		var again actors.AgentState
-		if err := decodeAgent(encodeAgent(&st), &again); err != nil ||
+		if err := decodeAgent(encodeAgent(&st), &again, nil); err != nil ||
 			!reflect.DeepEqual(again, st) {
 			t.Fatalf("decoded agent does not survive a second round trip: %v", err)
 		}
@@ -85,7 +85,7 @@ func TestAgentCodecSharesRepeatedStrings(t *testing.T) {
 	for i, id := range []string{"agt_aaaaaaaaaaaaaaaa", "agt_bbbbbbbbbbbbbbbb"} {
 		st := sampleState()
 		st.ID, st.Settings.Owner = id, "owner-"+"one" // built at run time: not a shared constant
-		if err := decodeAgentShared(encodeAgent(&st), &got[i], &shared); err != nil {
+		if err := decodeAgent(encodeAgent(&st), &got[i], &shared); err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got[i], st) {

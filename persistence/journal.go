@@ -176,9 +176,7 @@ func (f *heartbeatFlush) end(err error) {
 	if f.checkpoint {
 		f.s.polls.checkpointDone(err == nil)
 	}
-	if f.done != nil {
-		f.done(err)
-	}
+	f.done(err)
 	f.s.flushes.Done()
 }
 

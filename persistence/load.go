@@ -166,7 +166,7 @@ func (x *agentIndex) loadAgent(key string, v []byte) error {
 		return err
 	}
 	var st actors.AgentState
-	if err := decodeAgentShared(v, &st, &x.shared); err != nil {
+	if err := decodeAgent(v, &st, &x.shared); err != nil {
 		return err
 	}
 	if st.ID != id || !actors.ValidAgentID(id) {

@@ -51,7 +51,6 @@ type Store struct {
 	polls   pollLog        // the poll log's records (polllog.go)
 	flushes sync.WaitGroup // heartbeat flushes in progress
 	hurry   chan struct{}  // closed by Close: flushes stop spreading their writes
-	hurried sync.Once
 
 	// later runs f after d, or at once when the store closes; tests replace it to see how a
 	// heartbeat flush is spread.
@@ -156,7 +155,7 @@ func (s *Store) after(d time.Duration, f func()) {
 func (s *Store) Close() error {
 	var err error
 	s.closeMu.Do(func() {
-		s.hurried.Do(func() { close(s.hurry) })
+		close(s.hurry)
 		s.flushes.Wait()
 		s.mu.Lock()
 		s.closed = true
