@@ -63,12 +63,8 @@ func (o *options) crashFlags(fs *flag.FlagSet) {
 
 // validateCrash checks the crash mode's flags.
 func (o *options) validateCrash() error {
-	var errs []error
-	check := func(ok bool, msg string) {
-		if !ok {
-			errs = append(errs, errors.New(msg))
-		}
-	}
+	var problems flagProblems
+	check := problems.check
 	c := &o.crash
 	check(o.spawn != "", "crash needs --spawn: it kills and restarts a heeprd of its own")
 	check(!setsReserved(o.serverArgs), "--server-args must not set --addr, --ops-addr, "+
@@ -84,7 +80,7 @@ func (o *options) validateCrash() error {
 	if c.seed == 0 {
 		c.seed = uint64(time.Now().UnixNano())
 	}
-	return errors.Join(errs...)
+	return problems.err()
 }
 
 // crashRun is one run of the crash mode. The kill loop owns srv; workers share the ledger, the

@@ -165,19 +165,27 @@ func (o *options) mixedFlags(fs *flag.FlagSet) {
 		"delivered or this long (default: one cadence plus jitter plus 1s)")
 }
 
-func (o *options) validate() error {
-	var errs []error
-	check := func(ok bool, msg string) {
-		if !ok {
-			errs = append(errs, errors.New(msg))
-		}
+// flagProblems collects what is wrong with a mode's flags, so that one run names them all.
+type flagProblems []error
+
+// check records msg unless ok.
+func (f *flagProblems) check(ok bool, msg string) {
+	if !ok {
+		*f = append(*f, errors.New(msg))
 	}
+}
+
+func (f flagProblems) err() error { return errors.Join(f...) }
+
+func (o *options) validate() error {
+	var problems flagProblems
+	check := problems.check
 	if o.hasTarget {
 		check((o.spawn == "") != (o.target == ""), "give exactly one of --spawn and --target")
 		check(o.target == "" || o.ops != "", "--target needs --ops")
 		for flagName, raw := range map[string]string{"target": o.target, "ops": o.ops} {
 			if _, err := loopbackAddr(flagName, raw); raw != "" && err != nil {
-				errs = append(errs, err)
+				problems = append(problems, err)
 			}
 		}
 		check(o.spawn != "" || (o.dataDir == "" && o.serverArgs == nil),
@@ -224,16 +232,16 @@ func (o *options) validate() error {
 	}
 	if o.mode == ceilingServerMode {
 		if err := checkServeAddr(o.addr); err != nil {
-			errs = append(errs, err)
+			problems = append(problems, err)
 		}
 	}
 	if o.mode == "crash" {
-		errs = append(errs, o.validateCrash())
+		problems = append(problems, o.validateCrash())
 	}
 	if o.mode == "restart" {
-		errs = append(errs, o.validateRestart())
+		problems = append(problems, o.validateRestart())
 	}
-	return errors.Join(errs...)
+	return problems.err()
 }
 
 // setsReserved reports whether heeprd flags set what the harness must choose itself: its

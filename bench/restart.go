@@ -42,12 +42,8 @@ func (o *options) restartFlags(fs *flag.FlagSet) {
 
 // validateRestart checks the restart mode's flags.
 func (o *options) validateRestart() error {
-	var errs []error
-	check := func(ok bool, msg string) {
-		if !ok {
-			errs = append(errs, errors.New(msg))
-		}
-	}
+	var problems flagProblems
+	check := problems.check
 	check(o.spawn != "", "restart needs --spawn: it starts and kills a heeprd of its own")
 	check(o.dataDir != "", "restart needs --data: a data directory that holds agents")
 	check(!setsReserved(o.serverArgs), "--server-args must not set --addr, --ops-addr, "+
@@ -55,7 +51,7 @@ func (o *options) validateRestart() error {
 	check(o.timeout > 0 && o.timeout <= 10*time.Minute, "--timeout must be 1ns to 10m")
 	check(o.rounds >= 1 && o.rounds <= maxRounds, "--rounds must be 1 to 100")
 	check(o.settle >= 0 && o.settle <= maxSettle, "--settle must be 0 to 1m")
-	return errors.Join(errs...)
+	return problems.err()
 }
 
 // restartRun is one run of the restart mode, on one server whose data directory is --data.
