@@ -44,10 +44,7 @@ func (o *options) crashFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.spawn, "spawn", "", "the heeprd binary to start, kill and restart "+
 		"(required)")
 	fs.BoolVar(&o.fsync, "fsync", true, "passed to heeprd --fsync")
-	fs.Func("server-args", "more heeprd flags, space-separated (repeatable)", func(v string) error {
-		o.serverArgs = append(o.serverArgs, strings.Fields(v)...)
-		return nil
-	})
+	fs.Func("server-args", "more heeprd flags, space-separated (repeatable)", o.addServerArgs)
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of one request")
 	fs.IntVar(&o.agents, "agents", 32, "agents to create; every fourth approves orders by hand")
 	fs.IntVar(&o.crash.workers, "workers", 4, "concurrent workers; each owns a share of the agents")

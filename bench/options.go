@@ -108,10 +108,7 @@ func (o *options) targetFlags(fs *flag.FlagSet) {
 		"with --spawn: data directory (default: a fresh temp dir)")
 	fs.BoolVar(&o.fsync, "fsync", true, "with --spawn: passed to heeprd --fsync")
 	fs.Func("server-args", "with --spawn: more heeprd flags, space-separated (repeatable), "+
-		"such as \"--agent-rate=0\"", func(v string) error {
-		o.serverArgs = append(o.serverArgs, strings.Fields(v)...)
-		return nil
-	})
+		"such as \"--agent-rate=0\"", o.addServerArgs)
 	fs.StringVar(&o.target, "target", "", "agent API of a running heeprd, http://127.0.0.1:PORT")
 	fs.StringVar(&o.ops, "ops", "", "with --target: its ops listener, http://127.0.0.1:PORT")
 	fs.StringVar(&o.adminTokenFile, "admin-token-file", "",
@@ -163,6 +160,12 @@ func (o *options) mixedFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.orderConns, "order-connections", 4, "connections placing orders")
 	fs.DurationVar(&o.drain, "drain", 0, "after the run, keep polling until every order is "+
 		"delivered or this long (default: one cadence plus jitter plus 1s)")
+}
+
+// addServerArgs takes one --server-args value: heeprd flags separated by spaces.
+func (o *options) addServerArgs(v string) error {
+	o.serverArgs = append(o.serverArgs, strings.Fields(v)...)
+	return nil
 }
 
 // flagProblems collects what is wrong with a mode's flags, so that one run names them all.

@@ -30,10 +30,7 @@ func (o *options) restartFlags(fs *flag.FlagSet) {
 		"example by provision --spawn BIN --data DIR (required; killed heeprds leave it as "+
 		"after a crash)")
 	fs.BoolVar(&o.fsync, "fsync", true, "passed to heeprd --fsync")
-	fs.Func("server-args", "more heeprd flags, space-separated (repeatable)", func(v string) error {
-		o.serverArgs = append(o.serverArgs, strings.Fields(v)...)
-		return nil
-	})
+	fs.Func("server-args", "more heeprd flags, space-separated (repeatable)", o.addServerArgs)
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout of one request")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of kill, timed restart and timed iteration")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second,
