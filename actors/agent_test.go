@@ -507,7 +507,7 @@ var agentActions = []agentAction{
 		func(ta *testAgent, h SecretHash, id string, now time.Time) (any, []Change, error) {
 			return ta.flag(&Flag{Key: h, OrderID: id, Reason: "illegal", Message: "no"}, now)
 		}},
-	{ActProgress, "", "PutOrder",
+	{ActProgress, "", "PutProgress",
 		func(ta *testAgent, h SecretHash, id string, now time.Time) (any, []Change, error) {
 			return ta.setStatus(&SetStatus{Key: h, OrderID: id, Progress: 40, Message: "m"}, now)
 		}},
@@ -726,9 +726,9 @@ func TestSetStatus(t *testing.T) {
 		{"status only", InProgress, SetStatus{Status: Paused}, nil, Paused, "PutAgent", -1},
 		{"nothing", InProgress, SetStatus{}, nil, Active, "", -1},
 		{"progress only", InProgress, SetStatus{OrderID: "mine", Progress: 50, Message: "half"},
-			nil, Active, "PutOrder", 50},
+			nil, Active, "PutProgress", 50},
 		{"status and progress", InProgress, SetStatus{Status: Paused, OrderID: "mine",
-			Progress: 100}, nil, Paused, "PutAgent PutOrder", 100},
+			Progress: 100}, nil, Paused, "PutAgent PutProgress", 100},
 		{"unknown order with status", InProgress, SetStatus{Status: Paused,
 			OrderID: "ord_unknown", Progress: 10}, ErrNotFound, Active, "", -1},
 		{"other agent's order", InProgress, SetStatus{Status: Paused,
@@ -774,6 +774,10 @@ func TestSetStatus(t *testing.T) {
 				want := Progress{Percent: tc.wantPercent, Message: m.Message, At: now}
 				if o.Progress == nil || *o.Progress != want || !o.UpdatedAt.Equal(now) {
 					t.Errorf("progress = %+v, want %+v", o.Progress, want)
+				}
+				stored := changes[len(changes)-1].(PutProgress)
+				if stored != (PutProgress{AgentID: ta.state.ID, OrderID: o.ID, Progress: want}) {
+					t.Errorf("stored %+v, want the order's progress", stored)
 				}
 			}
 			if tc.want != nil {

@@ -160,7 +160,7 @@ func (a *agent) setStatus(m *SetStatus, now time.Time) (any, []Change, error) {
 		o.UpdatedAt = now
 		p := *o.Progress
 		reply.OrderID, reply.Progress = o.ID, &p
-		changes = append(changes, PutOrder{Order: o})
+		changes = append(changes, PutProgress{AgentID: o.AgentID, OrderID: o.ID, Progress: p})
 	}
 	reply.Status = a.state.Status
 	return reply, changes, nil

@@ -149,7 +149,7 @@ func TestIdempotencyRetention(t *testing.T) {
 			}
 			set(idem("old", 1), 0)
 			changes := set(idem("new", 1), tc.second)
-			forgot := kinds(changes) == "PutOrder PutRemembered DeleteRemembered"
+			forgot := kinds(changes) == "PutProgress PutRemembered DeleteRemembered"
 			if forgot != tc.wantForgets {
 				t.Fatalf("changes = %s, want forgetting: %v", kinds(changes), tc.wantForgets)
 			}

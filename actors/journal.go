@@ -7,8 +7,16 @@ type Change interface{ isChange() }
 // PutAgent stores an agent's own record (settings, credentials, status, counters).
 type PutAgent struct{ State AgentState }
 
-// PutOrder stores an order in full.
+// PutOrder stores an order in full, its progress included.
 type PutOrder struct{ Order *Order }
+
+// PutProgress stores an agent's latest progress report on an order, which also became the
+// order's update time. It is the one order change agents send in a stream, so it is stored on
+// its own rather than by rewriting the whole order; the next PutOrder of the order replaces it.
+type PutProgress struct {
+	AgentID, OrderID string
+	Progress         Progress
+}
 
 // PutEvent stores a queued event.
 type PutEvent struct {
@@ -53,6 +61,7 @@ func (PutRemembered) isChange()    {}
 func (DeleteRemembered) isChange() {}
 func (PutAgent) isChange()         {}
 func (PutOrder) isChange()         {}
+func (PutProgress) isChange()      {}
 func (PutEvent) isChange()         {}
 func (DeleteEvent) isChange()      {}
 func (PutSkillFile) isChange()     {}

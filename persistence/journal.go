@@ -66,6 +66,11 @@ func encodeChanges(changes []actors.Change) ([]entry, error) {
 			return nil, err
 		}
 		entries = append(entries, e)
+		if c, ok := c.(actors.PutOrder); ok {
+			// The full record holds the progress now; a separate one would be stale.
+			o := c.Order
+			entries = append(entries, entry{key: progressKey(o.AgentID, o.ID), delete: true})
+		}
 	}
 	return entries, nil
 }
@@ -80,6 +85,9 @@ func encodeChange(c actors.Change) (entry, error) {
 		return entry{key: agentKey(c.State.ID), value: encodeAgent(&c.State)}, nil
 	case actors.PutOrder:
 		key, value = orderKey(c.Order.AgentID, c.Order.ID), c.Order
+	case actors.PutProgress:
+		return entry{key: progressKey(c.AgentID, c.OrderID), value: encodeProgress(&c.Progress)},
+			nil
 	case actors.PutEvent:
 		key, value = eventKey(c.AgentID, c.Event.Seq), c.Event
 	case actors.DeleteEvent:

@@ -14,6 +14,7 @@ import (
 //	l/agt_<c>/<sequence, 16 hex>       poll times of agents whose id starts with c (polllog.go)
 //	h/<agent id>                       its last poll time, in the layout before the poll log
 //	o/<agent id>/<order id>            one order
+//	p/<agent id>/<order id>            the order's latest progress, if newer than its o/ record
 //	e/<agent id>/<event seq, 16 hex>   one queued event, in queue order
 //	s/<agent id>/<file name>           an owner's replacement for a skill file
 //	i/<agent id>/<idempotency key>     the first answer to an idempotent request
@@ -23,6 +24,7 @@ const (
 	prefixAgent     = "a/"
 	prefixHeartbeat = "h/"
 	prefixOrder     = "o/"
+	prefixProgress  = "p/"
 	prefixEvent     = "e/"
 	prefixSkill     = "s/"
 	prefixRemember  = "i/"
@@ -34,6 +36,10 @@ func agentKey(id string) []byte { return []byte(prefixAgent + id) }
 
 func orderKey(agentID, orderID string) []byte {
 	return []byte(prefixOrder + agentID + "/" + orderID)
+}
+
+func progressKey(agentID, orderID string) []byte {
+	return []byte(prefixProgress + agentID + "/" + orderID)
 }
 
 func eventKey(agentID string, seq uint64) []byte {

@@ -95,6 +95,7 @@ func (s *Store) loadPart(from, to string) (loadedPart, error) {
 			return err
 		}},
 		{prefixOrder, func(k string, v []byte) error { return loadOrder(&agents, k, v) }},
+		{prefixProgress, func(k string, v []byte) error { return loadProgress(&agents, k, v) }},
 		{prefixEvent, func(k string, v []byte) error { return loadEvent(&agents, k, v) }},
 		{prefixSkill, func(k string, v []byte) error { return loadSkill(&agents, k, v) }},
 		{prefixRemember, func(k string, v []byte) error { return loadRemembered(&agents, k, v) }},
