@@ -84,6 +84,7 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 		o.agentFlags(fs)
 		o.loadFlags(fs, 10*time.Second, 256, false)
 		fs.IntVar(&o.rounds, "rounds", 2, "empty-poll and status phases, this many times each")
+		o.pinFlag(fs)
 	case "restart":
 		o.restartFlags(fs)
 	case "crash":

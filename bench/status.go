@@ -52,13 +52,21 @@ func placeOrders(ctx context.Context, admin *adminClient, keys []agentKey) ([][]
 // runStatus is the status mode: --rounds times an empty-poll phase (GET /events) and then a
 // status phase (POST /status), both closed loop over the same keep-alive connections and
 // agents, so that both see the same machine; it reports each phase and their throughput ratio.
+// --pin puts the harness and heeprd on CPUs of their own, as in the poll mode.
 func runStatus(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
-	t, err := openTarget(ctx, o, stderr)
+	pin, unpin, skipped, err := pinHarness(o, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, unpin()) }()
+	t, err := openTargetOn(ctx, o, stderr, pin.serverCPU())
 	if err != nil {
 		return err
 	}
 	defer closeTarget(t, &err)
 	rep, p := newReport(o, t), newProgress(stderr, o.progress)
+	rep.CPUs = &cpuReport{Pinned: pin != nil}
+	rep.Notes = append(rep.Notes, skipped...)
 	keys, err := obtainKeys(ctx, o, t, rep, p)
 	if err != nil {
 		return err
