@@ -194,10 +194,18 @@ func transportConfig(cfg *config, adminToken string, agentAddr net.Addr) transpo
 	}
 }
 
+// restoreGCPercent is the garbage collector's GOGC while restore runs.
+const restoreGCPercent = 400
+
 // restore adds every stored agent to the fleet, passive, before the agent API opens.
 func restore(store *persistence.Store, fleet *actors.Fleet, m *metrics.Metrics, env *actors.Env,
 	log *slog.Logger) error {
 	start := time.Now()
+	// Restore builds the fleet from nothing, and every collection while it grows marks the
+	// young state again: at a million agents, eight collections in under two seconds, about a
+	// tenth of the restore. Collecting less often until the fleet is built halves them, for a
+	// peak heap about a tenth higher; run frees the garbage once ready.
+	defer debug.SetGCPercent(debug.SetGCPercent(restoreGCPercent))
 	snaps, err := store.Load()
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
