@@ -46,8 +46,10 @@ func decodeProgress(b []byte) (actors.Progress, error) {
 	return p, nil
 }
 
-// loadProgress applies a progress record to its order, read before it: the record is newer
-// than the order's, and the report's time was also the order's update time.
+// loadProgress applies a progress record to its order, read before it; the report's time was
+// also the order's update time. A record older than the order's own, or on an order no longer in
+// progress, is left out: a build from before progress records kept its progress in the order
+// and left such a record behind, and it must not bring an old report back.
 func loadProgress(agents *agentIndex, key string, v []byte) error {
 	snap, orderID, err := owner(agents, key, prefixProgress)
 	if err != nil {
@@ -66,9 +68,9 @@ func loadProgress(agents *agentIndex, key string, v []byte) error {
 		return fmt.Errorf("%w: progress record %q of an unknown order", ErrCorrupt, key)
 	}
 	o := snap.Orders[i]
-	o.Progress = &p
-	if p.At.After(o.UpdatedAt) {
-		o.UpdatedAt = p.At
+	if o.State != actors.InProgress || p.At.Before(o.UpdatedAt) {
+		return nil
 	}
+	o.Progress, o.UpdatedAt = &p, p.At
 	return nil
 }

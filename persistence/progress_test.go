@@ -97,6 +97,55 @@ func TestProgressSurvivesRestartUntilTheOrderIsRewritten(t *testing.T) {
 	}
 }
 
+// TestLoadSkipsProgressOlderThanItsOrder plays a build from before progress records: it wrote
+// the whole order after a progress record and left the record behind.
+func TestLoadSkipsProgressOlderThanItsOrder(t *testing.T) {
+	reported := time.Unix(2000, 0).UTC()
+	later := reported.Add(time.Minute)
+	cases := []struct {
+		name  string
+		state actors.OrderState
+		prog  *actors.Progress
+	}{
+		{"progress reported again", actors.InProgress, &actors.Progress{Percent: 30, At: later}},
+		{"delivered", actors.Delivered, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTest(t, t.TempDir())
+			defer s.Close()
+			order := sampleOrder()
+			order.State, order.UpdatedAt = actors.InProgress, reported.Add(-time.Hour)
+			appendWait(t, s, actors.PutAgent{State: sampleState()}, actors.PutOrder{Order: order},
+				actors.PutProgress{AgentID: testAgent, OrderID: order.ID,
+					Progress: actors.Progress{Percent: 20, At: reported}})
+			order.State, order.Progress, order.UpdatedAt = tc.state, tc.prog, later
+			rewritten, err := encode(order)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.db.Update(func(txn *badger.Txn) error {
+				return txn.Set(orderKey(testAgent, order.ID), rewritten)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			snaps, err := s.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := snaps[0].Orders[0]
+			if got.State != tc.state || !got.UpdatedAt.Equal(later) ||
+				(got.Progress == nil) != (tc.prog == nil) ||
+				(got.Progress != nil && *got.Progress != *tc.prog) {
+				t.Errorf("order = %s, progress %+v, updated %v; want %s, %+v, %v",
+					got.State, got.Progress, got.UpdatedAt, tc.state, tc.prog, later)
+			}
+		})
+	}
+}
+
 func TestLoadRefusesProgressOfUnknownOrder(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	defer s.Close()
