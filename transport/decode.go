@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/heepr/heeprd/actors"
@@ -47,8 +47,10 @@ func decodeJSON(body []byte, v any, optional bool) error {
 }
 
 // checkDuplicateKeys refuses an object that names a key twice, at any depth: encoding/json would
-// keep the last one silently, and a client that sent two values meant one of them. It scans the
-// bytes without decoding them (on /status this check had cost as much as the decoding itself);
+// keep the last one silently, and a client that sent two values meant one of them. Keys that
+// differ only in letter case count as the same, since encoding/json matches them to the same
+// field (by bytes.EqualFold, which also folds such letters as the long s). It scans the bytes
+// without decoding them (on /status this check had cost as much as the decoding itself);
 // malformed JSON is left to the decoder to report.
 func checkDuplicateKeys(body []byte) error {
 	type level struct {
@@ -77,13 +79,27 @@ func checkDuplicateKeys(body []byte) error {
 			}
 			if top := len(stack) - 1; top >= 0 && stack[top].object && stack[top].wantKey {
 				key := jsonKey(body[i : end+1])
-				if slices.Contains(stack[top].keys, key) {
-					return invalid("key %q appears twice in one object", key)
+				if err := repeatedKey(stack[top].keys, key); err != nil {
+					return err
 				}
 				stack[top].keys = append(stack[top].keys, key)
 				stack[top].wantKey = false
 			}
 			i = end
+		}
+	}
+	return nil
+}
+
+// repeatedKey reports key if an object's earlier keys hold it, in any letter case.
+func repeatedKey(earlier []string, key string) error {
+	for _, k := range earlier {
+		switch {
+		case k == key:
+			return invalid("key %q appears twice in one object", key)
+		case strings.EqualFold(k, key):
+			return invalid("keys %q and %q name the same field: letter case does not count",
+				k, key)
 		}
 	}
 	return nil

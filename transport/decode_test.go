@@ -34,6 +34,7 @@ func TestDecodeJSON(t *testing.T) {
 		{"trailing data", `{"name":"a"} {}`, false, "after the JSON object"},
 		{"duplicate key", `{"name":"a","count":1,"name":"b"}`, false, "twice"},
 		{"duplicate nested key", `{"name":"a","count":1,"x":{"k":1,"k":2}}`, false, "twice"},
+		{"key again in other case", `{"name":"a","Name":"b"}`, false, "letter case"},
 		{"no duplicates", `{"name":"a","count":1}`, false, ""},
 		{"invalid utf8", "{\"name\":\"\xff\"}", false, "UTF-8"},
 		{"truncated", `{"name":`, false, "malformed"},
@@ -136,6 +137,8 @@ func TestCheckDuplicateKeys(t *testing.T) {
 		`{"a":[{"k":1,"k":2}]}`:            true,
 		`{"a":{"b":{"c":1,"c":2}},"d":1}`:  true,
 		`{"a":{"b":1},"c":{"d":1},"a":{}}`: true,
+		`{"Key":1,"kEY":2}`:                true,
+		`{"s":1,"\u017f":2}`:               true, // a long s folds to s
 	}
 	for body, dup := range cases {
 		err := checkDuplicateKeys([]byte(body))
@@ -179,8 +182,10 @@ func hasDuplicateKeys(body []byte) bool {
 			continue
 		case string:
 			if top != nil && top.keys != nil && top.wantKey {
-				if top.keys[t] {
-					return true
+				for k := range top.keys {
+					if strings.EqualFold(k, t) { // as encoding/json matches fields
+						return true
+					}
 				}
 				top.keys[t], top.wantKey = true, false
 				continue
@@ -196,7 +201,7 @@ func hasDuplicateKeys(body []byte) bool {
 // JSON, and checks it never panics on anything.
 func FuzzCheckDuplicateKeys(f *testing.F) {
 	for _, seed := range []string{`{"a":1,"a":2}`, `{"a":{"a":1}}`, `[{"k":1},{"k":1}]`,
-		`{"a":"\"a\"","b":1}`, `{"\u0061":1,"a":1}`, `{`, `"`} {
+		`{"a":"\"a\"","b":1}`, `{"\u0061":1,"a":1}`, `{"k":1,"K":2}`, `{`, `"`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
