@@ -14,11 +14,14 @@ import (
 	"github.com/heepr/heeprd/actors/skill"
 )
 
+// jsonSpace is the whitespace JSON allows around a value; other spaces are not JSON.
+const jsonSpace = " \t\n\r"
+
 // decodeJSON decodes a request body holding exactly one JSON object into v. Unknown fields,
 // trailing data and invalid UTF-8 are refused rather than guessed at. An empty body decodes as {}
 // when optional is set.
 func decodeJSON(body []byte, v any, optional bool) error {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := bytes.Trim(body, jsonSpace)
 	if len(trimmed) == 0 {
 		if optional {
 			return nil
