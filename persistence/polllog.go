@@ -79,18 +79,15 @@ func (l *pollLog) startCheckpoint(changed int) bool {
 }
 
 // encode packs poll times into records, by bucket, and gives them the next sequences, from
-// from on.
+// from on. The packing, for a checkpoint a million times, happens before the lock is taken: the
+// committer takes the same lock for every record it commits.
 func (l *pollLog) encode(beats []actors.Heartbeat) (records []pollRecord, from uint64) {
-	open := map[string][]byte{} // bucket -> value being filled
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	from = l.next
-	emit := func(bucket string, value []byte) {
-		key := fmt.Appendf(nil, "%s%s/%016x", prefixPollLog, bucket, l.next)
-		records = append(records, pollRecord{seq: l.next, key: key,
-			pairs: (len(value) - 1) / pollPairLen, value: value})
-		l.next++
+	type packed struct {
+		bucket string
+		value  []byte
 	}
+	var full []packed
+	open := map[string][]byte{} // bucket -> value being filled
 	for _, b := range beats {
 		bucket, rest := b.AgentID[:pollBucketLen], b.AgentID[len(actors.AgentPrefix):]
 		v := open[bucket]
@@ -100,15 +97,26 @@ func (l *pollLog) encode(beats []actors.Heartbeat) (records []pollRecord, from u
 		v = append(v, rest...)
 		v = binary.BigEndian.AppendUint64(v, uint64(b.LastPoll.UnixNano()))
 		if (len(v)-1)/pollPairLen == pollRecordPairs {
-			emit(bucket, v)
+			full = append(full, packed{bucket, v})
 			v = nil
 		}
 		open[bucket] = v
 	}
 	for _, bucket := range slices.Sorted(maps.Keys(open)) {
 		if v := open[bucket]; v != nil {
-			emit(bucket, v)
+			full = append(full, packed{bucket, v})
 		}
+	}
+
+	l.mu.Lock()
+	from = l.next
+	l.next += uint64(len(full))
+	l.mu.Unlock()
+	records = make([]pollRecord, len(full))
+	for i, p := range full {
+		seq := from + uint64(i)
+		records[i] = pollRecord{seq: seq, value: p.value, pairs: (len(p.value) - 1) / pollPairLen,
+			key: fmt.Appendf(nil, "%s%s/%016x", prefixPollLog, p.bucket, seq)}
 	}
 	return records, from
 }
