@@ -221,10 +221,7 @@ func TestPollLogTakesOverLegacyRecords(t *testing.T) {
 // TestFlushHeartbeatsSpread checks that a flush queues its records one planned gap apart rather
 // than all at once, and still writes every poll time.
 func TestFlushHeartbeatsSpread(t *testing.T) {
-	s, err := Open(Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openMemory(t)
 	defer s.Close()
 	planned := make(chan time.Duration, 4)
 	next := make(chan func(), 4)

@@ -27,6 +27,16 @@ func openTest(t *testing.T, dir string) *Store {
 	return s
 }
 
+// openMemory opens a store with no directory; the caller closes it.
+func openMemory(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(Options{InMemory: true})
+	if err != nil {
+		t.Fatalf("open in memory: %v", err)
+	}
+	return s
+}
+
 // appendWait appends changes and waits for them to be durable.
 func appendWait(t *testing.T, s *Store, changes ...actors.Change) {
 	t.Helper()
@@ -165,10 +175,7 @@ func TestLoadRefusesBadRecords(t *testing.T) {
 // TestAppendAnswersInOrder appends without waiting, as actors do, and expects every done call,
 // in the order of Append, with every record readable afterwards.
 func TestAppendAnswersInOrder(t *testing.T) {
-	s, err := Open(Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openMemory(t)
 	defer s.Close()
 
 	const n = 500
@@ -205,10 +212,7 @@ func TestAppendAnswersInOrder(t *testing.T) {
 }
 
 func TestClosedStoreRefusesWrites(t *testing.T) {
-	s, err := Open(Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openMemory(t)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -267,10 +271,7 @@ func TestCommitsAreBounded(t *testing.T) {
 // TestInMemoryKeepsLargeRecordsAndFiles: without a value log badger keeps values inline, so an
 // in-memory store must still take records and files as large as the request limits allow.
 func TestInMemoryKeepsLargeRecordsAndFiles(t *testing.T) {
-	s, err := Open(Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openMemory(t)
 	defer s.Close()
 	order := sampleOrder()
 	order.Brief = strings.Repeat("b", 200<<10)
