@@ -475,6 +475,11 @@ type Heartbeat struct {
 	LastPoll time.Time
 }
 
+// beat is the agent's heartbeat for a poll at Unix nanoseconds at.
+func (r *Ref) beat(at int64) Heartbeat {
+	return Heartbeat{AgentID: r.id, LastPoll: time.Unix(0, at).UTC()}
+}
+
 // Heartbeats returns the last poll time of every agent that has polled, for a checkpoint of
 // them all.
 func (f *Fleet) Heartbeats() []Heartbeat {
@@ -484,7 +489,7 @@ func (f *Fleet) Heartbeats() []Heartbeat {
 		s.mu.RLock()
 		for _, r := range s.refs {
 			if at := r.lastPoll.Load(); at != 0 {
-				beats = append(beats, Heartbeat{AgentID: r.id, LastPoll: time.Unix(0, at).UTC()})
+				beats = append(beats, r.beat(at))
 			}
 		}
 		s.mu.RUnlock()
@@ -504,8 +509,7 @@ func (f *Fleet) TakeHeartbeats(into []Heartbeat) []Heartbeat {
 
 	for _, r := range refs {
 		r.dirty.Store(false) // a poll after this queues the ref again
-		at := time.Unix(0, r.lastPoll.Load()).UTC()
-		into = append(into, Heartbeat{AgentID: r.id, LastPoll: at})
+		into = append(into, r.beat(r.lastPoll.Load()))
 	}
 
 	clear(refs)

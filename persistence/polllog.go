@@ -96,7 +96,7 @@ func (l *pollLog) encode(beats []actors.Heartbeat) (records []pollRecord, from u
 		}
 		v = append(v, rest...)
 		v = binary.BigEndian.AppendUint64(v, uint64(b.LastPoll.UnixNano()))
-		if (len(v)-1)/pollPairLen == pollRecordPairs {
+		if pollPairs(v) == pollRecordPairs {
 			full = append(full, packed{bucket, v})
 			v = nil
 		}
@@ -115,11 +115,14 @@ func (l *pollLog) encode(beats []actors.Heartbeat) (records []pollRecord, from u
 	records = make([]pollRecord, len(full))
 	for i, p := range full {
 		seq := from + uint64(i)
-		records[i] = pollRecord{seq: seq, value: p.value, pairs: (len(p.value) - 1) / pollPairLen,
+		records[i] = pollRecord{seq: seq, value: p.value, pairs: pollPairs(p.value),
 			key: fmt.Appendf(nil, "%s%s/%016x", prefixPollLog, p.bucket, seq)}
 	}
 	return records, from
 }
+
+// pollPairs is the number of poll times a record's value holds, after its version byte.
+func pollPairs(value []byte) int { return (len(value) - 1) / pollPairLen }
 
 // committed accounts for a record once it is on disk.
 func (l *pollLog) committed(r pollRecord) {
@@ -220,6 +223,6 @@ func readPollRecord(key string, v []byte, index int, into []pollTime) (pollRecor
 		}
 		into = append(into, pt)
 	}
-	r := pollRecord{seq: seq, key: []byte(key), pairs: (len(v) - 1) / pollPairLen}
+	r := pollRecord{seq: seq, key: []byte(key), pairs: pollPairs(v)}
 	return r, into, nil
 }

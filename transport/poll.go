@@ -128,8 +128,13 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {
 	if err != nil {
 		return errors.Join(actors.ErrInternal, err)
 	}
+	writeJSONBody(ctx, status, body)
+	return nil
+}
+
+// writeJSONBody sets an encoded JSON body, copying it, with its status and content type.
+func writeJSONBody(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.Response.Header.SetContentType(contentJSON)
 	ctx.SetStatusCode(status)
 	ctx.SetBody(body)
-	return nil
 }

@@ -62,8 +62,7 @@ func (s *Server) status(ctx *fasthttp.RequestCtx) error {
 	if err != nil {
 		return errors.Join(actors.ErrInternal, err)
 	}
-	ctx.Response.Header.SetContentType(contentJSON)
-	ctx.SetBody(out) // a copy
+	writeJSONBody(ctx, fasthttp.StatusOK, out)
 	return nil
 }
 
