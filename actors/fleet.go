@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +18,9 @@ import (
 // what that means to their client (an unknown key, an unknown agent).
 var ErrNoAgent = errors.New("actors: no such agent")
 
-const shardCount = 64
+// shardCount is the number of routing shards. At a million agents a shard holds about 4,000,
+// which a walk over the fleet visits in a millisecond or so before it pauses (Pacer).
+const shardCount = 256
 
 // Fleet is the routing table from agent id to agent, and the keeper of agents' actors. It is
 // safe for concurrent use.
@@ -297,19 +300,21 @@ func (f *Fleet) activate(ref *Ref) error {
 
 // Passivate stops the actors of agents that were sent no message for idle, as of now. Their
 // state stays in the fleet, and their next message activates a fresh actor. An actor with
-// work queued or in hand is left running. It returns how many actors it stopped.
+// work queued or in hand is left running. It walks the fleet at a pace (Pacer), so a sweep of a
+// million agents takes a few hundred milliseconds. It returns how many actors it stopped.
 func (f *Fleet) Passivate(now time.Time, idle time.Duration) int {
 	f.clock.Store(now.Unix())
 	cutoff := now.Add(-idle).Unix()
 	stopped := 0
+	var pace Pacer
 	for i := range f.shards {
-		stopped += f.passivateShard(&f.shards[i], cutoff)
+		stopped += f.passivateShard(&f.shards[i], cutoff, &pace)
 	}
 	f.active.Add(-int64(stopped))
 	return stopped
 }
 
-func (f *Fleet) passivateShard(s *shard, cutoff int64) int {
+func (f *Fleet) passivateShard(s *shard, cutoff int64, pace *Pacer) int {
 	var idle []*Ref
 	s.mu.RLock() // look for candidates without holding up the shard's senders
 	for _, ref := range s.refs {
@@ -317,7 +322,9 @@ func (f *Fleet) passivateShard(s *shard, cutoff int64) int {
 			idle = append(idle, ref)
 		}
 	}
+	walked := len(s.refs)
 	s.mu.RUnlock()
+	pace.Walked(walked)
 	if len(idle) == 0 {
 		return 0
 	}
@@ -480,36 +487,42 @@ func (r *Ref) beat(at int64) Heartbeat {
 	return Heartbeat{AgentID: r.id, LastPoll: time.Unix(0, at).UTC()}
 }
 
-// Heartbeats returns the last poll time of every agent that has polled, for a checkpoint of
-// them all.
-func (f *Fleet) Heartbeats() []Heartbeat {
-	beats := make([]Heartbeat, 0, f.Size())
-	for i := range f.shards {
-		s := &f.shards[i]
-		s.mu.RLock()
-		for _, r := range s.refs {
-			if at := r.lastPoll.Load(); at != 0 {
-				beats = append(beats, r.beat(at))
-			}
+// HeartbeatParts is the number of parts AppendHeartbeats splits the fleet into.
+func (f *Fleet) HeartbeatParts() int { return shardCount }
+
+// AppendHeartbeats appends the last poll time of every agent in one part of the fleet that has
+// polled to into, for a checkpoint of them all. A checkpoint reads the parts one by one, with
+// pauses between them (see Pacer), rather than the whole fleet at once.
+func (f *Fleet) AppendHeartbeats(part int, into []Heartbeat) []Heartbeat {
+	s := &f.shards[part]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, r := range s.refs {
+		if at := r.lastPoll.Load(); at != 0 {
+			into = append(into, r.beat(at))
 		}
-		s.mu.RUnlock()
 	}
-	return beats
+	return into
 }
 
 // TakeHeartbeats appends the heartbeats that changed since the previous call to into and
 // returns it. A caller that flushes on a period passes its previous result back in, emptied:
 // with the fleet's own list of changed agents, which it also reuses, a flush then allocates
-// nothing, where at a million agents it allocated megabytes every few seconds.
+// nothing, where at a million agents it allocated megabytes every few seconds. It visits the
+// changed agents at a pace (Pacer).
 func (f *Fleet) TakeHeartbeats(into []Heartbeat) []Heartbeat {
 	f.dirtyMu.Lock()
 	refs := f.dirty
 	f.dirty, f.spare = f.spare[:0], nil
 	f.dirtyMu.Unlock()
 
-	for _, r := range refs {
-		r.dirty.Store(false) // a poll after this queues the ref again
-		into = append(into, r.beat(r.lastPoll.Load()))
+	var pace Pacer
+	for chunk := range slices.Chunk(refs, PaceChunk) {
+		for _, r := range chunk {
+			r.dirty.Store(false) // a poll after this queues the ref again
+			into = append(into, r.beat(r.lastPoll.Load()))
+		}
+		pace.Walked(len(chunk))
 	}
 
 	clear(refs)

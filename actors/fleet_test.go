@@ -614,7 +614,11 @@ func TestTakeHeartbeats(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			st.polls()
 			check(t, "TakeHeartbeats", f.TakeHeartbeats(nil), st.want)
-			check(t, "Heartbeats", f.Heartbeats(), st.all)
+			var all []Heartbeat
+			for part := range f.HeartbeatParts() {
+				all = f.AppendHeartbeats(part, all)
+			}
+			check(t, "AppendHeartbeats", all, st.all)
 		})
 	}
 }

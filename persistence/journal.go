@@ -107,33 +107,56 @@ func encodeChange(c actors.Change) (entry, error) {
 	return entry{key: key, value: b}, err
 }
 
-// FlushHeartbeats writes poll times to the poll log (polllog.go) without waiting: the ones that
-// changed since the last flush or, when the log has grown enough, a checkpoint of every agent's,
-// as returned by all. With all nil it never writes a checkpoint: at shutdown the fleet has
-// already let its agents go, and a checkpoint of nobody would delete every poll time before it.
-// A poll time is the one thing allowed to lag on disk. Neither changed nor what all returns is
-// kept once FlushHeartbeats returns.
+// PollTimes is where a checkpoint reads every agent's last poll time: the fleet, one part at a
+// time, with pauses between the parts (actors.Pacer).
+type PollTimes interface {
+	HeartbeatParts() int
+	AppendHeartbeats(part int, into []actors.Heartbeat) []actors.Heartbeat
+}
+
+// FlushHeartbeats writes poll times to the poll log (polllog.go) without waiting for the
+// writes: the ones that changed since the last flush or, when the log has grown enough, a
+// checkpoint of every agent's, as all gives them. With all nil it never writes a checkpoint: at
+// shutdown the fleet has already let its agents go, and a checkpoint of nobody would delete
+// every poll time before it. A poll time is the one thing allowed to lag on disk. changed is
+// not kept once FlushHeartbeats returns.
 //
-// The log's records are queued one at a time, spread over the duration over: record i is queued
-// once the one before it committed and no earlier than i/n of over after the start. Other
-// agents' writes go between them, and badger gets the flush as a small steady load rather than a
-// burst. done is called once, after the last record (and a checkpoint's clean-up), with the
-// first error.
-func (s *Store) FlushHeartbeats(changed []actors.Heartbeat, all func() []actors.Heartbeat,
-	over time.Duration, done func(error)) {
+// A checkpoint reads the fleet at a pace (actors.Pacer), which for a million agents takes about a
+// second. The records are then queued one at a time, spread over the duration
+// over: record i is queued once the one before it committed and no earlier than i/n of over
+// after the start. Other agents' writes go between them, and badger gets the flush as a small
+// steady load rather than a burst. done is called once, after the last record (and a
+// checkpoint's clean-up), with the first error.
+func (s *Store) FlushHeartbeats(changed []actors.Heartbeat, all PollTimes, over time.Duration,
+	done func(error)) {
 	s.flushes.Add(1)
 	checkpoint := all != nil && s.polls.startCheckpoint(len(changed))
-	beats := changed
+	var packer pollPacker
 	if checkpoint {
-		beats = all()
+		packAll(&packer, all)
+	} else {
+		packer.add(changed) // sequential reads of a list: milliseconds for 100,000
 	}
-	records, from := s.polls.encode(beats)
+	records, from := s.polls.seal(&packer)
 	f := &heartbeatFlush{s: s, records: records, start: time.Now(), checkpoint: checkpoint,
 		from: from, done: done}
 	if len(records) > 0 {
 		f.gap = over / time.Duration(len(records))
 	}
 	f.next()
+}
+
+// packAll packs every agent's poll time, part by part, pausing between parts.
+func packAll(p *pollPacker, all PollTimes) {
+	var (
+		pace  actors.Pacer
+		beats []actors.Heartbeat
+	)
+	for part := range all.HeartbeatParts() {
+		beats = all.AppendHeartbeats(part, beats[:0])
+		p.add(beats)
+		pace.Walked(len(beats))
+	}
 }
 
 // heartbeatFlush is one FlushHeartbeats in progress.

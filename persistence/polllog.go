@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,45 +77,51 @@ func (l *pollLog) startCheckpoint(changed int) bool {
 	return l.writing
 }
 
-// encode packs poll times into records, by bucket, and gives them the next sequences, from
-// from on. The packing, for a checkpoint a million times, happens before the lock is taken: the
-// committer takes the same lock for every record it commits.
-func (l *pollLog) encode(beats []actors.Heartbeat) (records []pollRecord, from uint64) {
-	type packed struct {
-		bucket string
-		value  []byte
-	}
-	var full []packed
-	open := map[string][]byte{} // bucket -> value being filled
+// pollPacker packs poll times into poll log values, one value being filled per bucket.
+type pollPacker struct {
+	open [256][]byte // by the first character of the id after its prefix
+	full [][]byte    // values that reached pollRecordPairs, in the order they filled
+}
+
+// add packs the poll times of beats.
+func (p *pollPacker) add(beats []actors.Heartbeat) {
 	for _, b := range beats {
-		bucket, rest := b.AgentID[:pollBucketLen], b.AgentID[len(actors.AgentPrefix):]
-		v := open[bucket]
+		rest := b.AgentID[len(actors.AgentPrefix):]
+		v := p.open[rest[0]]
 		if v == nil {
 			v = append(make([]byte, 0, 1+pollRecordPairs*pollPairLen), pollLogVersion)
 		}
 		v = append(v, rest...)
 		v = binary.BigEndian.AppendUint64(v, uint64(b.LastPoll.UnixNano()))
 		if pollPairs(v) == pollRecordPairs {
-			full = append(full, packed{bucket, v})
+			p.full = append(p.full, v)
 			v = nil
 		}
-		open[bucket] = v
+		p.open[rest[0]] = v
 	}
-	for _, bucket := range slices.Sorted(maps.Keys(open)) {
-		if v := open[bucket]; v != nil {
-			full = append(full, packed{bucket, v})
+}
+
+// seal turns what p packed into records, by bucket, with the next sequences from from on. The
+// packing, for a checkpoint a million times, happens before: the committer takes the log's
+// lock for every record it commits.
+func (l *pollLog) seal(p *pollPacker) (records []pollRecord, from uint64) {
+	values := p.full
+	for _, v := range p.open {
+		if v != nil {
+			values = append(values, v)
 		}
 	}
 
 	l.mu.Lock()
 	from = l.next
-	l.next += uint64(len(full))
+	l.next += uint64(len(values))
 	l.mu.Unlock()
-	records = make([]pollRecord, len(full))
-	for i, p := range full {
+	records = make([]pollRecord, len(values))
+	for i, v := range values {
 		seq := from + uint64(i)
-		records[i] = pollRecord{seq: seq, value: p.value, pairs: pollPairs(p.value),
-			key: fmt.Appendf(nil, "%s%s/%016x", prefixPollLog, p.bucket, seq)}
+		bucket := v[1] // the first character of the record's first id: all of them share it
+		records[i] = pollRecord{seq: seq, value: v, pairs: pollPairs(v),
+			key: fmt.Appendf(nil, "%s%s%c/%016x", prefixPollLog, actors.AgentPrefix, bucket, seq)}
 	}
 	return records, from
 }

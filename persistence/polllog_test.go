@@ -14,16 +14,26 @@ import (
 
 // flushWait flushes poll times and waits for the flush. all answers a checkpoint; nil means the
 // flushed times are every agent's.
-func flushWait(t *testing.T, s *Store, all func() []actors.Heartbeat, beats ...actors.Heartbeat) {
+func flushWait(t *testing.T, s *Store, all PollTimes, beats ...actors.Heartbeat) {
 	t.Helper()
 	if all == nil {
-		all = func() []actors.Heartbeat { return beats }
+		all = heartbeatList(beats)
 	}
 	done := make(chan error, 1)
 	s.FlushHeartbeats(beats, all, 0, func(err error) { done <- err })
 	if err := <-done; err != nil {
 		t.Fatalf("flush: %v", err)
 	}
+}
+
+// heartbeatList is a list of heartbeats as a checkpoint reads them: in three parts, one of them
+// empty when the list is short.
+type heartbeatList []actors.Heartbeat
+
+func (l heartbeatList) HeartbeatParts() int { return 3 }
+
+func (l heartbeatList) AppendHeartbeats(part int, into []actors.Heartbeat) []actors.Heartbeat {
+	return append(into, l[part*len(l)/3:(part+1)*len(l)/3]...)
 }
 
 // pollFleet stands in for the fleet: agents in the store and the newest poll time of each.
@@ -55,8 +65,9 @@ func fleetAgent(i int) string {
 	return string(id)
 }
 
-func (f *pollFleet) all() []actors.Heartbeat {
-	var beats []actors.Heartbeat
+// all lists every agent's newest poll time, as the fleet gives them to a checkpoint.
+func (f *pollFleet) all() heartbeatList {
+	var beats heartbeatList
 	for _, id := range slices.Sorted(maps.Keys(f.latest)) {
 		beats = append(beats, actors.Heartbeat{AgentID: id, LastPoll: f.latest[id]})
 	}
@@ -72,7 +83,7 @@ func (f *pollFleet) poll(at int64, agents ...int) {
 		f.latest[b.AgentID] = b.LastPoll
 		beats = append(beats, b)
 	}
-	flushWait(f.t, f.s, f.all, beats...)
+	flushWait(f.t, f.s, f.all(), beats...)
 }
 
 // check loads the store and compares every agent's poll time with the newest one polled.
@@ -153,7 +164,7 @@ func TestPollLogOlderTimeLoses(t *testing.T) {
 	defer s.Close()
 	f := newPollFleet(t, s, 1)
 	f.poll(200, 0)
-	flushWait(t, s, f.all, actors.Heartbeat{AgentID: fleetAgent(0), LastPoll: time.Unix(150, 0)})
+	flushWait(t, s, f.all(), actors.Heartbeat{AgentID: fleetAgent(0), LastPoll: time.Unix(150, 0)})
 	f.check(1)
 }
 
@@ -234,8 +245,7 @@ func TestFlushHeartbeatsSpread(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	const over = 3 * time.Hour // a gap of an hour: no test run comes near it
-	all := func() []actors.Heartbeat { return beats }
-	s.FlushHeartbeats(beats, all, over, func(err error) { done <- err })
+	s.FlushHeartbeats(beats, heartbeatList(beats), over, func(err error) { done <- err })
 
 	for i := 1; i < records; i++ {
 		wait := <-planned
@@ -269,7 +279,7 @@ func TestCloseHurriesFlush(t *testing.T) {
 		beats = append(beats, b)
 	}
 	done := make(chan error, 1)
-	s.FlushHeartbeats(beats, f.all, time.Hour, func(err error) { done <- err })
+	s.FlushHeartbeats(beats, f.all(), time.Hour, func(err error) { done <- err })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -284,11 +294,15 @@ func TestCloseHurriesFlush(t *testing.T) {
 // FuzzReadPollRecord: no key or value makes the poll log reader panic, and what it accepts has
 // whole pairs in the bucket its key names.
 func FuzzReadPollRecord(f *testing.F) {
-	var l pollLog
-	records, _ := l.encode([]actors.Heartbeat{
+	var (
+		l pollLog
+		p pollPacker
+	)
+	p.add([]actors.Heartbeat{
 		{AgentID: "agt_aaaaaaaaaaaaaaaa", LastPoll: time.Unix(1, 0)},
 		{AgentID: "agt_abbbbbbbbbbbbbbb", LastPoll: time.Unix(2, 0)},
 	})
+	records, _ := l.seal(&p)
 	for _, r := range records {
 		f.Add(string(r.key), r.value)
 	}

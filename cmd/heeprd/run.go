@@ -276,7 +276,7 @@ func (d *daemon) flushHeartbeats(time.Time) {
 	if agents == 0 {
 		return
 	}
-	d.store.FlushHeartbeats(d.beats, d.fleet.Heartbeats, d.cfg.SnapshotInterval/2,
+	d.store.FlushHeartbeats(d.beats, d.fleet, d.cfg.SnapshotInterval/2,
 		func(err error) {
 			if err != nil {
 				d.log.Error("heartbeat snapshot failed", "agents", agents, "err", err)
