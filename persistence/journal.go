@@ -121,12 +121,12 @@ type PollTimes interface {
 // every poll time before it. A poll time is the one thing allowed to lag on disk. changed is
 // not kept once FlushHeartbeats returns.
 //
-// A checkpoint reads the fleet at a pace (actors.Pacer), which for a million agents takes about a
-// second. The records are then queued one at a time, spread over the duration
-// over: record i is queued once the one before it committed and no earlier than i/n of over
-// after the start. Other agents' writes go between them, and badger gets the flush as a small
-// steady load rather than a burst. done is called once, after the last record (and a
-// checkpoint's clean-up), with the first error.
+// A checkpoint reads the fleet at a pace (actors.Pacer), which for a million agents takes under
+// a second. The records are then queued one at a time, spread over the duration over: record i
+// is queued once the one before it committed and no earlier than i/n of over after the start.
+// Other agents' writes go between them, and badger gets the flush as a small steady load rather
+// than a burst. done is called once, after the last record (and a checkpoint's clean-up), with
+// the first error.
 func (s *Store) FlushHeartbeats(changed []actors.Heartbeat, all PollTimes, over time.Duration,
 	done func(error)) {
 	s.flushes.Add(1)
