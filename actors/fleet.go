@@ -491,9 +491,10 @@ func (r *Ref) beat(at int64) Heartbeat {
 func (f *Fleet) HeartbeatParts() int { return shardCount }
 
 // AppendHeartbeats appends the last poll time of every agent in one part of the fleet that has
-// polled to into, for a checkpoint of them all. A checkpoint reads the parts one by one, with
-// pauses between them (see Pacer), rather than the whole fleet at once.
-func (f *Fleet) AppendHeartbeats(part int, into []Heartbeat) []Heartbeat {
+// polled to into, for a checkpoint of them all, and reports how many agents it visited, polled
+// or not: what a walk's pace is counted in (see Pacer). A checkpoint reads the parts one by one
+// rather than the whole fleet at once.
+func (f *Fleet) AppendHeartbeats(part int, into []Heartbeat) (out []Heartbeat, visited int) {
 	s := &f.shards[part]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -502,7 +503,7 @@ func (f *Fleet) AppendHeartbeats(part int, into []Heartbeat) []Heartbeat {
 			into = append(into, r.beat(at))
 		}
 	}
-	return into
+	return into, len(s.refs)
 }
 
 // TakeHeartbeats appends the heartbeats that changed since the previous call to into and

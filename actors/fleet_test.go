@@ -614,9 +614,17 @@ func TestTakeHeartbeats(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			st.polls()
 			check(t, "TakeHeartbeats", f.TakeHeartbeats(nil), st.want)
-			var all []Heartbeat
+			var (
+				all     []Heartbeat
+				visited int
+			)
 			for part := range f.HeartbeatParts() {
-				all = f.AppendHeartbeats(part, all)
+				var n int
+				all, n = f.AppendHeartbeats(part, all)
+				visited += n
+			}
+			if visited != 3 {
+				t.Errorf("AppendHeartbeats visited %d agents, want all 3", visited)
 			}
 			check(t, "AppendHeartbeats", all, st.all)
 		})

@@ -3,8 +3,10 @@ package actors
 import "time"
 
 // Pacer spaces out a walk over many agents, such as a passivation sweep or a checkpoint of
-// poll times, so that it never holds a core for long: after every PaceChunk agents it sleeps
-// for PacePause. The zero value is ready to use; a Pacer is not safe for concurrent use.
+// poll times, so that it never holds a core for long: once PaceChunk agents were counted since
+// its last pause, it sleeps for PacePause. A count of several chunks at once still earns one
+// pause, since their work was done in one piece already. The zero value is ready to use; a
+// Pacer is not safe for concurrent use.
 //
 // A walk over a million agents costs a few hundred milliseconds of CPU, mostly cache misses.
 // Run in one go on a busy core, it left polls queued behind it for as long, and the backlog

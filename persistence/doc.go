@@ -10,8 +10,8 @@
 // The one state allowed to lag is an agent's last poll time. FlushHeartbeats writes the times
 // that changed into the poll log (polllog.go), a few thousand agents to a record, and spreads the
 // records over its time so that badger gets a steady trickle instead of a burst. Now and then a
-// flush writes every agent's time (a checkpoint), reading the fleet a part at a time with pauses
-// between (PollTimes, actors.Pacer) so that polls are not held up behind it.
+// flush writes every agent's time (a checkpoint), reading the fleet a part at a time with a pause
+// every few thousand agents (PollTimes, actors.Pacer) so that polls are not held up behind it.
 //
 // If a commit fails the store refuses every later write (ErrBroken) and reports unhealthy:
 // memory may then be ahead of disk, and acknowledging more would be a lie.

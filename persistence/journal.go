@@ -108,10 +108,10 @@ func encodeChange(c actors.Change) (entry, error) {
 }
 
 // PollTimes is where a checkpoint reads every agent's last poll time: the fleet, one part at a
-// time, with pauses between the parts (actors.Pacer).
+// time. AppendHeartbeats also reports how many agents it visited, polled or not, for the pace.
 type PollTimes interface {
 	HeartbeatParts() int
-	AppendHeartbeats(part int, into []actors.Heartbeat) []actors.Heartbeat
+	AppendHeartbeats(part int, into []actors.Heartbeat) (out []actors.Heartbeat, visited int)
 }
 
 // FlushHeartbeats writes poll times to the poll log (polllog.go) without waiting for the
@@ -121,7 +121,7 @@ type PollTimes interface {
 // every poll time before it. A poll time is the one thing allowed to lag on disk. changed is
 // not kept once FlushHeartbeats returns.
 //
-// A checkpoint reads the fleet at a pace (actors.Pacer), which for a million agents takes under
+// A checkpoint reads the fleet at a pace (actors.Pacer), which for a million agents takes about
 // a second. The records are then queued one at a time, spread over the duration over: record i
 // is queued once the one before it committed and no earlier than i/n of over after the start.
 // Other agents' writes go between them, and badger gets the flush as a small steady load rather
@@ -146,16 +146,18 @@ func (s *Store) FlushHeartbeats(changed []actors.Heartbeat, all PollTimes, over 
 	f.next()
 }
 
-// packAll packs every agent's poll time, part by part, pausing between parts.
+// packAll packs every agent's poll time, part by part, pausing after every actors.PaceChunk
+// agents visited.
 func packAll(p *pollPacker, all PollTimes) {
 	var (
-		pace  actors.Pacer
-		beats []actors.Heartbeat
+		pace    actors.Pacer
+		beats   []actors.Heartbeat
+		visited int
 	)
 	for part := range all.HeartbeatParts() {
-		beats = all.AppendHeartbeats(part, beats[:0])
+		beats, visited = all.AppendHeartbeats(part, beats[:0])
 		p.add(beats)
-		pace.Walked(len(beats))
+		pace.Walked(visited)
 	}
 }
 

@@ -32,8 +32,10 @@ type heartbeatList []actors.Heartbeat
 
 func (l heartbeatList) HeartbeatParts() int { return 3 }
 
-func (l heartbeatList) AppendHeartbeats(part int, into []actors.Heartbeat) []actors.Heartbeat {
-	return append(into, l[part*len(l)/3:(part+1)*len(l)/3]...)
+func (l heartbeatList) AppendHeartbeats(part int, into []actors.Heartbeat) ([]actors.Heartbeat,
+	int) {
+	p := l[part*len(l)/3 : (part+1)*len(l)/3]
+	return append(into, p...), len(p)
 }
 
 // pollFleet stands in for the fleet: agents in the store and the newest poll time of each.
