@@ -650,7 +650,8 @@ func BenchmarkAskPoll(b *testing.B) {
 }
 
 // BenchmarkTakeHeartbeats measures one snapshot flush's take of 10,000 changed poll times, with
-// the result handed back in as the daemon does: allocations per flush should be none.
+// the result handed back in as the daemon does: allocations per flush should be none. Its time
+// includes the two pauses (Pacer) that a take of 10,000 makes, about 2 ms.
 func BenchmarkTakeHeartbeats(b *testing.B) {
 	f, _ := newTestFleet(b, journalAsync)
 	var refs []*Ref
