@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/heepr/heeprd/actors"
@@ -59,7 +60,7 @@ func checkDuplicateKeys(body []byte) error {
 	type level struct {
 		object  bool
 		wantKey bool
-		keys    []string // objects here hold a handful of keys: a slice beats a map
+		keys    objectKeys
 	}
 	var stack []level
 	for i := 0; i < len(body); i++ {
@@ -81,11 +82,9 @@ func checkDuplicateKeys(body []byte) error {
 				return nil
 			}
 			if top := len(stack) - 1; top >= 0 && stack[top].object && stack[top].wantKey {
-				key := jsonKey(body[i : end+1])
-				if err := repeatedKey(stack[top].keys, key); err != nil {
+				if err := stack[top].keys.add(jsonKey(body[i : end+1])); err != nil {
 					return err
 				}
-				stack[top].keys = append(stack[top].keys, key)
 				stack[top].wantKey = false
 			}
 			i = end
@@ -94,18 +93,69 @@ func checkDuplicateKeys(body []byte) error {
 	return nil
 }
 
-// repeatedKey reports key if an object's earlier keys hold it, in any letter case.
-func repeatedKey(earlier []string, key string) error {
-	for _, k := range earlier {
-		switch {
-		case k == key:
-			return invalid("key %q appears twice in one object", key)
-		case strings.EqualFold(k, key):
-			return invalid("keys %q and %q name the same field: letter case does not count",
-				k, key)
+// objectKeys are the keys one object has named so far. Most objects hold a handful, which a
+// slice compares fastest; past manyKeys they move to a map by folded spelling, so that a body of
+// many thousand keys costs time in proportion to its size, not to its size squared (200 KB of
+// keys took a second of CPU before).
+type objectKeys struct {
+	few    []string
+	folded map[string]string // foldKey(key) -> key as sent, once there are manyKeys
+}
+
+const manyKeys = 16
+
+// add records key, or refuses it if the object named it before, in any letter case.
+func (o *objectKeys) add(key string) error {
+	if o.folded == nil {
+		for _, k := range o.few {
+			if strings.EqualFold(k, key) {
+				return sameKey(k, key)
+			}
+		}
+		if o.few = append(o.few, key); len(o.few) < manyKeys {
+			return nil
+		}
+		o.folded = make(map[string]string, 2*manyKeys)
+		for _, k := range o.few {
+			o.folded[foldKey(k)] = k
+		}
+		o.few = nil
+		return nil
+	}
+	f := foldKey(key)
+	if k, ok := o.folded[f]; ok {
+		return sameKey(k, key)
+	}
+	o.folded[f] = key
+	return nil
+}
+
+// sameKey is the error for a key that repeats an earlier one.
+func sameKey(earlier, key string) error {
+	if earlier == key {
+		return invalid("key %q appears twice in one object", key)
+	}
+	return invalid("keys %q and %q name the same field: letter case does not count", earlier, key)
+}
+
+// foldKey spells a key so that two keys get the same spelling exactly when strings.EqualFold
+// (encoding/json's way to match a field) finds them equal: each rune becomes the smallest rune
+// that simple case folding makes it equal to. For ASCII that is the upper case.
+func foldKey(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] >= utf8.RuneSelf {
+			return strings.Map(smallestFold, key)
 		}
 	}
-	return nil
+	return strings.ToUpper(key)
+}
+
+func smallestFold(r rune) rune {
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least = min(least, f)
+	}
+	return least
 }
 
 // stringEnd returns the index of the quote that closes the string opening at start, or -1.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -142,6 +143,13 @@ func TestCheckDuplicateKeys(t *testing.T) {
 		`{"a":{"b":1},"c":{"d":1},"a":{}}`: true,
 		`{"Key":1,"kEY":2}`:                true,
 		`{"s":1,"\u017f":2}`:               true, // a long s folds to s
+		// Past manyKeys keys an object keeps them in a map by folded spelling.
+		keysBody(2*manyKeys, `"k0"`):        true,
+		keysBody(2*manyKeys, `"K0"`):        true,
+		keysBody(2*manyKeys, "\"\u212a0\""): true, // the Kelvin sign folds to k
+		keysBody(2*manyKeys, `"k31"`):       true, // the last key before it
+		keysBody(2*manyKeys, `"k32"`):       false,
+		keysBody(manyKeys, `"K15"`):         true, // the last key read as a slice
 	}
 	for body, dup := range cases {
 		err := checkDuplicateKeys([]byte(body))
@@ -149,6 +157,32 @@ func TestCheckDuplicateKeys(t *testing.T) {
 			t.Errorf("checkDuplicateKeys(%s) = %v, want duplicate=%v", body, err, dup)
 		}
 	}
+}
+
+// keysBody is an object with the keys k0 to k<n-1>, then the quoted key last.
+func keysBody(n int, last string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+	}
+	b.WriteString(last + ":0}")
+	return b.String()
+}
+
+// FuzzFoldKey holds foldKey to strings.EqualFold: two keys fold to the same spelling exactly
+// when encoding/json would match them to the same field.
+func FuzzFoldKey(f *testing.F) {
+	for _, pair := range [][2]string{{"Key", "kEY"}, {"s", "\u017f"}, {"k", "\u212a"},
+		{"\u00df", "SS"}, {"\xff", "\ufffd"}, {"a", "b"}} {
+		f.Add(pair[0], pair[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if same, folded := strings.EqualFold(a, b), foldKey(a) == foldKey(b); same != folded {
+			t.Fatalf("EqualFold(%q, %q) = %v, but foldKey gives %q and %q", a, b, same,
+				foldKey(a), foldKey(b))
+		}
+	})
 }
 
 // hasDuplicateKeys is a slow, obviously right reference for checkDuplicateKeys: it walks the
@@ -204,7 +238,8 @@ func hasDuplicateKeys(body []byte) bool {
 // JSON, and checks it never panics on anything.
 func FuzzCheckDuplicateKeys(f *testing.F) {
 	for _, seed := range []string{`{"a":1,"a":2}`, `{"a":{"a":1}}`, `[{"k":1},{"k":1}]`,
-		`{"a":"\"a\"","b":1}`, `{"\u0061":1,"a":1}`, `{"k":1,"K":2}`, `{`, `"`} {
+		`{"a":"\"a\"","b":1}`, `{"\u0061":1,"a":1}`, `{"k":1,"K":2}`, `{`, `"`,
+		keysBody(2*manyKeys, `"K7"`)} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
