@@ -68,17 +68,22 @@ func (s *Server) status(ctx *fasthttp.RequestCtx) error {
 
 // decodeStatus reads a status body, the common shape without encoding/json (flat.go).
 func decodeStatus(raw []byte, b *statusBody) error {
-	fields := [...]flatField{
-		{name: "status", str: &b.Status},
-		{name: "order_id", str: &b.OrderID},
-		{name: "progress", num: &b.Progress},
-		{name: "message", str: &b.Message},
-	}
+	fields := statusFields(b)
 	if decodeFlat(raw, fields[:]) {
 		return nil
 	}
 	*b = statusBody{}
 	return decodeJSON(raw, b, false)
+}
+
+// statusFields are the fields of b as decodeFlat fills them.
+func statusFields(b *statusBody) [4]flatField {
+	return [...]flatField{
+		{name: "status", str: &b.Status},
+		{name: "order_id", str: &b.OrderID},
+		{name: "progress", num: &b.Progress},
+		{name: "message", str: &b.Message},
+	}
 }
 
 // encodeStatusReply appends the reply to b as encoding/json writes it. The strings an agent

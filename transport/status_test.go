@@ -45,9 +45,7 @@ var statusBodies = []struct {
 func TestDecodeStatusMatchesDecodeJSON(t *testing.T) {
 	for _, tc := range statusBodies {
 		var fast statusBody
-		fields := [...]flatField{{name: "status", str: &fast.Status},
-			{name: "order_id", str: &fast.OrderID}, {name: "progress", num: &fast.Progress},
-			{name: "message", str: &fast.Message}}
+		fields := statusFields(&fast)
 		if got := decodeFlat([]byte(tc.body), fields[:]); got != tc.fast {
 			t.Errorf("decodeFlat(%q) = %v, want %v", tc.body, got, tc.fast)
 		}
