@@ -22,9 +22,13 @@ const (
 	secretChars  = 32 // 160 bits from crypto/rand
 )
 
-// lowerBase32 is RFC 4648 base32 in lower case without padding: no '_' can appear, so ids and
-// secrets can be joined with '_' and split again.
-var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+// IDAlphabet spells ids and secrets: RFC 4648 base32 in lower case. No '_' can appear, so ids
+// and secrets can be joined with '_' and split again. Each character carries 5 bits, which lets
+// storage pack an agent id's 16 characters after its prefix into 10 bytes.
+const IDAlphabet = "abcdefghijklmnopqrstuvwxyz234567"
+
+// lowerBase32 encodes random bytes as IDAlphabet characters, without padding.
+var lowerBase32 = base32.NewEncoding(IDAlphabet).WithPadding(base32.NoPadding)
 
 // SecretHash is the SHA-256 of a token's or key's secret part.
 type SecretHash [32]byte

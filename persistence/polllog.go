@@ -27,15 +27,29 @@ import (
 //
 // Keys are l/<bucket>/<sequence, 16 hex>, where the bucket is the agent id prefix and the id's
 // first character, so a record sorts beside the agents it covers and each part of a restore
-// reads only its own. A value is a version byte, then pairs of the id's characters after the
-// prefix and the poll time in Unix nanoseconds, 8 bytes big-endian.
+// reads only its own. A value is a version byte, a base time (Unix nanoseconds, 8 bytes
+// big-endian: the record's first poll time), then pairs of the id's characters after the prefix
+// packed into 10 bytes (appendPollID) and the poll time's distance from the base as a signed
+// varint. A flush's times lie within seconds of each other, so a pair takes 15 bytes.
+//
+// Version 3 records, written by older builds, hold pairs of the id's 16 characters and the time
+// in 8 bytes: 24 bytes a pair. Restore reads both; the first checkpoint replaces the old ones.
+// Every byte the log writes, badger writes again as it flushes memtables and compacts tables, and
+// the buffers it allocates for that are most of what the server allocates under steady polling.
 const (
 	prefixPollLog        = "l/"
-	pollLogVersion  byte = 3
+	pollLogVersion  byte = 5
+	pollLogV3       byte = 3
 	pollBucketLen        = len(actors.AgentPrefix) + 1
 	pollIDLen            = 16 // an agent id's characters after the prefix
-	pollPairLen          = pollIDLen + 8
-	pollRecordPairs      = 2_000 // 48 KB: under the value threshold, so compaction reclaims it
+	pollHeaderLen        = 1 + 8
+	pollPairMaxLen       = pollIDBytes + binary.MaxVarintLen64
+	pollV3PairLen        = pollIDLen + 8
+	pollRecordPairs      = 2_000
+
+	// pollValueCap is the largest value of 2,000 pairs: 40 KB, under the value threshold, so the
+	// record stays in the tables and compaction reclaims it.
+	pollValueCap = pollHeaderLen + pollRecordPairs*pollPairMaxLen
 
 	// A checkpoint is due when the log outgrows twice the last one by more than these, which
 	// keep a small fleet from writing one on every flush.
@@ -79,25 +93,35 @@ func (l *pollLog) startCheckpoint(changed int) bool {
 
 // pollPacker packs poll times into poll log values, one value being filled per bucket.
 type pollPacker struct {
-	open [256][]byte // by the first character of the id after its prefix
-	full [][]byte    // values that reached pollRecordPairs, in the order they filled
+	open [256]packedValue // by the first character of the id after its prefix
+	full []packedValue    // values that reached pollRecordPairs, in the order they filled
+}
+
+// packedValue is a poll log value being packed.
+type packedValue struct {
+	value  []byte
+	bucket byte  // the first character of its ids after their prefix
+	base   int64 // the base time its header holds
+	pairs  int
 }
 
 // add packs the poll times of beats.
 func (p *pollPacker) add(beats []actors.Heartbeat) {
 	for _, b := range beats {
 		rest := b.AgentID[len(actors.AgentPrefix):]
-		v := p.open[rest[0]]
-		if v == nil {
-			v = append(make([]byte, 0, 1+pollRecordPairs*pollPairLen), pollLogVersion)
+		at := b.LastPoll.UnixNano()
+		v := &p.open[rest[0]]
+		if v.value == nil {
+			v.value = append(make([]byte, 0, pollValueCap), pollLogVersion)
+			v.value = binary.BigEndian.AppendUint64(v.value, uint64(at))
+			v.bucket, v.base = rest[0], at
 		}
-		v = append(v, rest...)
-		v = binary.BigEndian.AppendUint64(v, uint64(b.LastPoll.UnixNano()))
-		if pollPairs(v) == pollRecordPairs {
-			p.full = append(p.full, v)
-			v = nil
+		v.value = appendPollID(v.value, rest)
+		v.value = binary.AppendVarint(v.value, at-v.base)
+		if v.pairs++; v.pairs == pollRecordPairs {
+			p.full = append(p.full, *v)
+			*v = packedValue{}
 		}
-		p.open[rest[0]] = v
 	}
 }
 
@@ -107,7 +131,7 @@ func (p *pollPacker) add(beats []actors.Heartbeat) {
 func (l *pollLog) seal(p *pollPacker) (records []pollRecord, from uint64) {
 	values := p.full
 	for _, v := range p.open {
-		if v != nil {
+		if v.value != nil {
 			values = append(values, v)
 		}
 	}
@@ -119,15 +143,11 @@ func (l *pollLog) seal(p *pollPacker) (records []pollRecord, from uint64) {
 	records = make([]pollRecord, len(values))
 	for i, v := range values {
 		seq := from + uint64(i)
-		bucket := v[1] // the first character of the record's first id: all of them share it
-		records[i] = pollRecord{seq: seq, value: v, pairs: pollPairs(v),
-			key: fmt.Appendf(nil, "%s%s%c/%016x", prefixPollLog, actors.AgentPrefix, bucket, seq)}
+		records[i] = pollRecord{seq: seq, value: v.value, pairs: v.pairs,
+			key: fmt.Appendf(nil, "%s%s%c/%016x", prefixPollLog, actors.AgentPrefix, v.bucket, seq)}
 	}
 	return records, from
 }
-
-// pollPairs is the number of poll times a record's value holds, after its version byte.
-func pollPairs(value []byte) int { return (len(value) - 1) / pollPairLen }
 
 // committed accounts for a record once it is on disk.
 func (l *pollLog) committed(r pollRecord) {
@@ -206,8 +226,8 @@ func comparePollTimes(a, b pollTime) int {
 	return cmp.Compare(a.lo, b.lo)
 }
 
-// readPollRecord decodes a poll log record, appending its times to into; index is the number of
-// records read before it.
+// readPollRecord decodes a poll log record of either version, appending its times to into;
+// index is the number of records read before it.
 func readPollRecord(key string, v []byte, index int, into []pollTime) (pollRecord, []pollTime,
 	error) {
 	rest, ok := strings.CutPrefix(key, prefixPollLog)
@@ -216,18 +236,60 @@ func readPollRecord(key string, v []byte, index int, into []pollTime) (pollRecor
 	if !ok || !ok2 || err != nil || len(bucket) != pollBucketLen || len(seqHex) != 16 {
 		return pollRecord{}, into, fmt.Errorf("%w: malformed poll log key", ErrCorrupt)
 	}
-	if len(v) == 0 || v[0] != pollLogVersion || (len(v)-1)%pollPairLen != 0 {
-		return pollRecord{}, into, fmt.Errorf("%w: bad poll log record", ErrCorrupt)
+
+	before := len(into)
+	switch {
+	case len(v) > 0 && v[0] == pollLogVersion:
+		into, err = readPollPairs(v, int32(index), into)
+	case len(v) > 0 && v[0] == pollLogV3:
+		into, err = readPollPairsV3(v, int32(index), into)
+	default:
+		err = fmt.Errorf("%w: bad poll log record", ErrCorrupt)
 	}
-	for p := v[1:]; len(p) > 0; p = p[pollPairLen:] {
-		pt := pollTime{hi: binary.BigEndian.Uint64(p), lo: binary.BigEndian.Uint64(p[8:]),
-			at: int64(binary.BigEndian.Uint64(p[pollIDLen:])), record: int32(index)}
-		if p[0] != bucket[len(bucket)-1] {
-			return pollRecord{}, into, fmt.Errorf("%w: poll time of %s%s in bucket %s",
+	if err != nil {
+		return pollRecord{}, into[:before], err
+	}
+
+	for _, pt := range into[before:] {
+		if byte(pt.hi>>56) != bucket[len(bucket)-1] {
+			return pollRecord{}, into[:before], fmt.Errorf("%w: poll time of %s%s in bucket %s",
 				ErrCorrupt, actors.AgentPrefix, pt.id(), bucket)
 		}
-		into = append(into, pt)
 	}
-	r := pollRecord{seq: seq, key: []byte(key), pairs: pollPairs(v)}
-	return r, into, nil
+	return pollRecord{seq: seq, key: []byte(key), pairs: len(into) - before}, into, nil
+}
+
+// readPollPairs reads the pairs of a record of the current version.
+func readPollPairs(v []byte, record int32, into []pollTime) ([]pollTime, error) {
+	if len(v) < pollHeaderLen {
+		return into, fmt.Errorf("%w: poll log record without its base time", ErrCorrupt)
+	}
+	base := int64(binary.BigEndian.Uint64(v[1:]))
+	for p := v[pollHeaderLen:]; len(p) > 0; {
+		if len(p) <= pollIDBytes {
+			return into, fmt.Errorf("%w: poll log record cut short", ErrCorrupt)
+		}
+		hi, lo := pollIDChars(p)
+		delta, n := binary.Varint(p[pollIDBytes:])
+		if n <= 0 {
+			return into, fmt.Errorf("%w: bad poll time in poll log record", ErrCorrupt)
+		}
+		into = append(into, pollTime{hi: hi, lo: lo, at: base + delta, record: record})
+		p = p[pollIDBytes+n:]
+	}
+	return into, nil
+}
+
+// readPollPairsV3 reads the pairs of a version 3 record: the id's characters and the time.
+func readPollPairsV3(v []byte, record int32, into []pollTime) ([]pollTime, error) {
+	if (len(v)-1)%pollV3PairLen != 0 {
+		return into, fmt.Errorf("%w: bad poll log record", ErrCorrupt)
+	}
+	for p := v[1:]; len(p) > 0; p = p[pollV3PairLen:] {
+		into = append(into, pollTime{
+			hi: binary.BigEndian.Uint64(p), lo: binary.BigEndian.Uint64(p[8:]),
+			at: int64(binary.BigEndian.Uint64(p[pollIDLen:])), record: record,
+		})
+	}
+	return into, nil
 }

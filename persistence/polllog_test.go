@@ -1,6 +1,10 @@
 package persistence
 
 import (
+	"bytes"
+	"encoding/base32"
+	"encoding/binary"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -294,7 +298,7 @@ func TestCloseHurriesFlush(t *testing.T) {
 }
 
 // FuzzReadPollRecord: no key or value makes the poll log reader panic, and what it accepts has
-// whole pairs in the bucket its key names.
+// as many pairs as times, all in the bucket its key names.
 func FuzzReadPollRecord(f *testing.F) {
 	var (
 		l pollLog
@@ -302,20 +306,25 @@ func FuzzReadPollRecord(f *testing.F) {
 	)
 	p.add([]actors.Heartbeat{
 		{AgentID: "agt_aaaaaaaaaaaaaaaa", LastPoll: time.Unix(1, 0)},
-		{AgentID: "agt_abbbbbbbbbbbbbbb", LastPoll: time.Unix(2, 0)},
+		{AgentID: "agt_abbbbbbbbbbbbbbb", LastPoll: time.Unix(2, 5)},
 	})
 	records, _ := l.seal(&p)
 	for _, r := range records {
 		f.Add(string(r.key), r.value)
 	}
+	f.Add("l/agt_a/0000000000000001", v3Record(actors.Heartbeat{
+		AgentID: "agt_aaaaaaaaaaaaaaaa", LastPoll: time.Unix(1, 0)}))
 	f.Add("l/agt_a/0000000000000001", []byte{pollLogVersion})
-	f.Add("l/agt_a/zz", []byte{pollLogVersion, 'b'})
+	f.Add("l/agt_a/zz", []byte{pollLogV3, 'b'})
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
 		r, times, err := readPollRecord(key, value, 0, nil)
 		if err != nil {
+			if len(times) != 0 {
+				t.Fatalf("%d times kept from a record refused with %v", len(times), err)
+			}
 			return
 		}
-		if r.pairs != len(times) || len(value) != 1+r.pairs*pollPairLen {
+		if r.pairs != len(times) {
 			t.Fatalf("%d pairs, %d times from %d bytes", r.pairs, len(times), len(value))
 		}
 		for _, pt := range times {
@@ -324,6 +333,161 @@ func FuzzReadPollRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// v3Record is a version 3 poll log value, as builds before the packed ids wrote them.
+func v3Record(beats ...actors.Heartbeat) []byte {
+	v := []byte{pollLogV3}
+	for _, b := range beats {
+		v = append(v, b.AgentID[len(actors.AgentPrefix):]...)
+		v = binary.BigEndian.AppendUint64(v, uint64(b.LastPoll.UnixNano()))
+	}
+	return v
+}
+
+// packedRecord is the poll log value the packer makes of a poll of each agent at a second.
+func packedRecord(agentIDs ...string) []byte {
+	var (
+		l pollLog
+		p pollPacker
+	)
+	for _, id := range agentIDs {
+		p.add([]actors.Heartbeat{{AgentID: id, LastPoll: time.Unix(1, 0)}})
+	}
+	records, _ := l.seal(&p)
+	return records[0].value
+}
+
+// TestPollPackRoundTrip: what the packer packs, the reader reads back exactly, to the
+// nanosecond, however far apart or out of order the times of one record are.
+func TestPollPackRoundTrip(t *testing.T) {
+	now := time.Date(2026, 12, 5, 3, 0, 0, 123_456_789, time.UTC)
+	cases := []struct {
+		name  string
+		beats func() []actors.Heartbeat
+	}{
+		{"one", func() []actors.Heartbeat {
+			return []actors.Heartbeat{{AgentID: "agt_7zz2a7qq3kkm55xy", LastPoll: now}}
+		}},
+		{"earlier and far later times in one record", func() []actors.Heartbeat {
+			return []actors.Heartbeat{
+				{AgentID: "agt_a234567abcdefghi", LastPoll: now},
+				{AgentID: "agt_aaaaaaaaaaaaaaaa", LastPoll: now.Add(-time.Nanosecond)},
+				{AgentID: "agt_a777777777777777", LastPoll: now.Add(-400 * 24 * time.Hour)},
+				{AgentID: "agt_azzzzzzzzzzzzzzz", LastPoll: now.Add(50 * 365 * 24 * time.Hour)},
+				{AgentID: "agt_a222222222222222", LastPoll: time.Unix(0, 1)},
+			}
+		}},
+		{"eight buckets, each past a full record", func() []actors.Heartbeat {
+			var beats []actors.Heartbeat
+			for i := range 8 * (pollRecordPairs + 300) {
+				beats = append(beats, actors.Heartbeat{AgentID: fleetAgent(i),
+					LastPoll: now.Add(time.Duration(i%977*7919) * time.Microsecond)})
+			}
+			return beats
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				l pollLog
+				p pollPacker
+			)
+			beats := tc.beats()
+			p.add(beats)
+			records, _ := l.seal(&p)
+
+			got := map[string]int64{}
+			var times []pollTime
+			for i, r := range records {
+				read, more, err := readPollRecord(string(r.key), r.value, i, times[:0])
+				if err != nil {
+					t.Fatalf("record %s: %v", r.key, err)
+				}
+				if read.pairs != r.pairs || r.pairs > pollRecordPairs {
+					t.Fatalf("record %s: %d pairs read, %d packed", r.key, read.pairs, r.pairs)
+				}
+				for _, pt := range more {
+					got[actors.AgentPrefix+pt.id()] = pt.at
+				}
+				times = more
+			}
+			if len(got) != len(beats) {
+				t.Fatalf("%d times read back, %d packed", len(got), len(beats))
+			}
+			for _, b := range beats {
+				if at := got[b.AgentID]; at != b.LastPoll.UnixNano() {
+					t.Errorf("%s: read %d, packed %d", b.AgentID, at, b.LastPoll.UnixNano())
+				}
+			}
+		})
+	}
+}
+
+// FuzzPollID: packing an id's characters gives the bytes base32 decodes them to, and unpacking
+// gives the characters back.
+func FuzzPollID(f *testing.F) {
+	f.Add([]byte("\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"))
+	f.Add([]byte("0123456789"))
+	enc := base32.NewEncoding(actors.IDAlphabet).WithPadding(base32.NoPadding)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) != pollIDBytes {
+			return
+		}
+		chars := enc.EncodeToString(raw)
+		packed := appendPollID(nil, chars)
+		if !bytes.Equal(packed, raw) {
+			t.Fatalf("%s packed to %x, want %x", chars, packed, raw)
+		}
+		hi, lo := pollIDChars(packed)
+		if got := (pollTime{hi: hi, lo: lo}).id(); got != chars {
+			t.Fatalf("%x unpacked to %s, want %s", raw, got, chars)
+		}
+	})
+}
+
+// TestPollLogReadsVersion3: records of the previous version are read beside current ones, the
+// newest time of an agent winning whichever version holds it, and a checkpoint replaces them.
+func TestPollLogReadsVersion3(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	f := newPollFleet(t, s, 3)
+	old := []actors.Heartbeat{
+		{AgentID: fleetAgent(0), LastPoll: time.Unix(10, 0).UTC()},
+		{AgentID: fleetAgent(1), LastPoll: time.Unix(40, 0).UTC()},
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for i, b := range old {
+			key := fmt.Sprintf("%s%s/%016x", prefixPollLog, b.AgentID[:pollBucketLen], 100+i)
+			if err := txn.Set([]byte(key), v3Record(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range old {
+		f.latest[b.AgentID] = b.LastPoll
+	}
+	s.Close()
+	s = openTest(t, dir)
+	f.s = s
+	f.check(3) // Load also takes the old records into the log's account
+
+	f.poll(20, 0, 2) // agent 0's new time beats its old one; agent 1 keeps its old one
+	f.check(3)
+	f.s.polls.mu.Lock()
+	f.s.polls.pairs += 2 * (pollRecordPairs + checkpointSlackTimes) // make a checkpoint due
+	f.s.polls.mu.Unlock()
+	f.poll(30, 2)
+	f.check(3)
+	if n := logRecords(t, s); n > 3 {
+		t.Errorf("%d records after a checkpoint of 3 agents in 3 buckets", n)
+	}
+	s.Close()
 }
 
 // TestFlushWithoutAllNeverCheckpoints: a flush given no way to list every agent (as at shutdown,

@@ -34,7 +34,7 @@ func writeAgents(b *testing.B, dir string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	enc := base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+	enc := base32.NewEncoding(actors.IDAlphabet).WithPadding(base32.NoPadding)
 	const batch = 5_000
 	for start := 0; start < n; start += batch {
 		changes := make([]actors.Change, 0, batch)
