@@ -17,9 +17,9 @@
 // memory may then be ahead of disk, and acknowledging more would be a lie.
 //
 // Every value starts with a version byte: 1 for JSON, 2 for the binary layout of agent records
-// (agentcodec.go), which are read by the million at start-up, 5 for the poll log (3 for its older
-// layout, still read), 4 for an order's latest progress (progress.go), which agents send in a
-// stream. Load refuses to start on a record
+// (agentcodec.go), which are read by the million at start-up, 3 for the poll log's older layout
+// (still read), 4 for an order's latest progress (progress.go), which agents send in a stream, 5
+// for the poll log. Load refuses to start on a record
 // it cannot decode and names its key, rather than drop data silently. The key layout is documented
 // in keys.go. Every kind of record sorts by agent id, so Load splits the id space into parts read
 // side by side, and finds each record's agent with a cursor that only moves forward instead of a

@@ -30,10 +30,11 @@ import (
 // reads only its own. A value is a version byte, a base time (Unix nanoseconds, 8 bytes
 // big-endian: the record's first poll time), then pairs of the id's characters after the prefix
 // packed into 10 bytes (appendPollID) and the poll time's distance from the base as a signed
-// varint. A flush's times lie within seconds of each other, so a pair takes 15 bytes.
+// varint. A flush's times lie within seconds of each other, so its pairs take 15 bytes; a
+// checkpoint's spread over the fleet's poll cadence, so its take 16 or 17.
 //
 // Version 3 records, written by older builds, hold pairs of the id's 16 characters and the time
-// in 8 bytes: 24 bytes a pair. Restore reads both; the first checkpoint replaces the old ones.
+// in 8 bytes: 24 bytes a pair. Restore reads both, and they stay until a checkpoint replaces them.
 // Every byte the log writes, badger writes again as it flushes memtables and compacts tables, and
 // the buffers it allocates for that are most of what the server allocates under steady polling.
 const (

@@ -314,10 +314,16 @@ func FuzzReadPollRecord(f *testing.F) {
 	}
 	f.Add("l/agt_a/0000000000000001", v3Record(actors.Heartbeat{
 		AgentID: "agt_aaaaaaaaaaaaaaaa", LastPoll: time.Unix(1, 0)}))
+	f.Add("l/agt_b/0000000000000001", records[0].value) // a's times, in b's bucket
 	f.Add("l/agt_a/0000000000000001", []byte{pollLogVersion})
 	f.Add("l/agt_a/zz", []byte{pollLogV3, 'b'})
+	earlier := pollTime{hi: 1, lo: 2, at: 3} // read from an earlier record
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
-		r, times, err := readPollRecord(key, value, 0, nil)
+		r, times, err := readPollRecord(key, value, 0, []pollTime{earlier})
+		if len(times) == 0 || times[0] != earlier {
+			t.Fatalf("the earlier record's time was lost or changed: %v", times)
+		}
+		times = times[1:]
 		if err != nil {
 			if len(times) != 0 {
 				t.Fatalf("%d times kept from a record refused with %v", len(times), err)
@@ -325,7 +331,8 @@ func FuzzReadPollRecord(f *testing.F) {
 			return
 		}
 		if r.pairs != len(times) {
-			t.Fatalf("%d pairs, %d times from %d bytes", r.pairs, len(times), len(value))
+			t.Fatalf("%d pairs counted, %d times read from %d bytes", r.pairs, len(times),
+				len(value))
 		}
 		for _, pt := range times {
 			if pt.id()[0] != key[len(prefixPollLog)+pollBucketLen-1] {
@@ -432,9 +439,7 @@ func FuzzPollID(f *testing.F) {
 	f.Add([]byte("0123456789"))
 	enc := base32.NewEncoding(actors.IDAlphabet).WithPadding(base32.NoPadding)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if len(raw) != pollIDBytes {
-			return
-		}
+		raw = append(raw, make([]byte, pollIDBytes)...)[:pollIDBytes]
 		chars := enc.EncodeToString(raw)
 		packed := appendPollID(nil, chars)
 		if !bytes.Equal(packed, raw) {
