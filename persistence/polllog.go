@@ -101,8 +101,7 @@ type pollPacker struct {
 // packedValue is a poll log value being packed.
 type packedValue struct {
 	value  []byte
-	bucket byte  // the first character of its ids after their prefix
-	base   int64 // the base time its header holds
+	bucket byte // the first character of its ids after their prefix
 	pairs  int
 }
 
@@ -115,10 +114,11 @@ func (p *pollPacker) add(beats []actors.Heartbeat) {
 		if v.value == nil {
 			v.value = append(make([]byte, 0, pollValueCap), pollLogVersion)
 			v.value = binary.BigEndian.AppendUint64(v.value, uint64(at))
-			v.bucket, v.base = rest[0], at
+			v.bucket = rest[0]
 		}
+		base := int64(binary.BigEndian.Uint64(v.value[1:]))
 		v.value = appendPollID(v.value, rest)
-		v.value = binary.AppendVarint(v.value, at-v.base)
+		v.value = binary.AppendVarint(v.value, at-base)
 		if v.pairs++; v.pairs == pollRecordPairs {
 			p.full = append(p.full, *v)
 			*v = packedValue{}
