@@ -68,11 +68,11 @@ type BootstrapToken struct {
 // AgentState is an agent's own record, apart from its orders, events, skill files and heartbeat,
 // which are stored on their own so that changing one does not rewrite the rest.
 type AgentState struct {
+	Key       *APIKey         `json:"key,omitempty"` // first: every poll reads it (see agent)
 	ID        string          `json:"id"`
 	Settings  Settings        `json:"settings"`
 	Status    AgentStatus     `json:"status"`
 	CreatedAt time.Time       `json:"created_at"`
-	Key       *APIKey         `json:"key,omitempty"`
 	Bootstrap *BootstrapToken `json:"bootstrap,omitempty"`
 	LastOrder uint64          `json:"last_order"` // sequence of the newest order id
 	LastEvent uint64          `json:"last_event"` // sequence of the newest event id
@@ -91,16 +91,19 @@ type Snapshot struct {
 
 // agent is the state one agent actor owns. Only that actor touches it.
 type agent struct {
+	// A poll reads the fields from env to state.Key, and little else of the agent: they lead,
+	// right after the Ref's own (see Ref), so that a poll touches two cache lines of them.
 	env    *Env
 	ref    *Ref
-	state  AgentState
 	events []Event
-	orders map[string]*Order
-	skill  map[string]string // replaced, never modified, so it can be handed out
 	budget bucket
 
 	leasedUpTo uint64 // events up to this sequence were handed to a poll that may still drain them
 	leaseUntil int64  // unix nanoseconds after which leased events are handed out again
+
+	state  AgentState
+	orders map[string]*Order
+	skill  map[string]string // replaced, never modified, so it can be handed out
 
 	answers *answers // idempotent answers; nil until the agent sends an Idempotency-Key
 }

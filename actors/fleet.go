@@ -84,19 +84,21 @@ func (f *Fleet) route(id string) (s *shard, k routeKey, ok bool) {
 // per message, each a likely cache miss once the fleet outgrows the CPU caches, and a check for
 // a dead process that the routing lock already makes.
 type Ref struct {
-	fleet *Fleet
-	id    string
-	agent agent // the state; only the agent's actor touches it
-
-	// The running actor, nil while the agent is passive. Written under the shard's write lock,
-	// like stopping: closed once the agent's last actor stopped, nil when it is not stopping.
-	pid      *actor.PID
-	mailbox  *mailbox
-	stopping chan struct{}
-
+	// What every poll touches comes first, so that it shares the cache lines of the state the
+	// poll reads (agent's leading fields): at a million agents each line is a likely miss.
+	mailbox  *mailbox     // the running actor's, nil while the agent is passive
 	lastUsed atomic.Int64 // fleet clock when the newest message was sent to the agent
 	lastPoll atomic.Int64 // unix nanoseconds; written only by the owning actor
-	dirty    atomic.Bool  // queued in fleet.dirty and not yet flushed
+	fleet    *Fleet
+	dirty    atomic.Bool // queued in fleet.dirty and not yet flushed
+	agent    agent       // the state; only the agent's actor touches it
+
+	// The running actor's PID (nil while the agent is passive) and, while its last actor
+	// stops, a channel closed once it has (nil otherwise). Like mailbox, both are written under
+	// the shard's write lock.
+	pid      *actor.PID
+	stopping chan struct{}
+	id       string
 }
 
 // resumeOnFailure supervises agent actors: a panic that escapes Receive (handlers recover their

@@ -677,3 +677,41 @@ func BenchmarkTakeHeartbeats(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAskPollFleet polls a fleet of active agents in a shuffled order, one agent per
+// poll, as a load over many keys does: once the fleet outgrows the CPU caches, each poll pays
+// for every cache line of the agent it touches.
+func BenchmarkAskPollFleet(b *testing.B) {
+	for _, n := range []int{1_000, 300_000} {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			f, te := newTestFleet(b, journalAsync)
+			te.Env.Now = time.Now
+			ids, keys := make([]string, n), make([]SecretHash, n)
+			for i := range n {
+				ids[i], keys[i] = NewAgentID(), HashSecret(NewSecret())
+				err := f.Add(&Snapshot{State: AgentState{ID: ids[i], Settings: defaultSettings(),
+					Status: Active, CreatedAt: t0, Key: &APIKey{Hash: keys[i], IssuedAt: t0}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			order := rand.Perm(n)
+			poll := func(i int, msg *Poll) {
+				msg.Key = keys[i]
+				v, err := f.Ask(ids[i], msg, askTimeout)
+				if err != nil || len(v.(*PollResult).Events) != 0 {
+					b.Fatalf("poll: %v, %v", v, err)
+				}
+			}
+			var msg Poll
+			for _, i := range order { // activate every agent
+				poll(i, &msg)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				poll(order[i%n], &msg)
+			}
+		})
+	}
+}
