@@ -25,7 +25,7 @@ var AuthCodes = []string{
 func (m *Metrics) newAgentAPI(reg *prometheus.Registry) {
 	polls := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "polls_total",
-		Help: "GET /events polls by outcome: events, empty, unauthorized, unavailable.",
+		Help: "GET /events polls by outcome: events, empty, unauthorized, rate_limited, unavailable.",
 	}, []string{"outcome"})
 	m.polls = counters(polls, PollOutcomes)
 	m.pollDuration = prometheus.NewHistogram(prometheus.HistogramOpts{

@@ -19,11 +19,14 @@ const (
 	PollEvents       = "events"       // the poll returned events
 	PollEmpty        = "empty"        // nothing was queued
 	PollUnauthorized = "unauthorized" // missing, unknown, revoked or expired key
-	PollUnavailable  = "unavailable"  // the agent's actor did not answer in time, or not ready
+	PollRateLimited  = "rate_limited" // over the agent's budget, or its address failed too often
+	PollUnavailable  = "unavailable"  // no answer in time, not ready, or an internal error
 )
 
 // PollOutcomes lists every poll outcome.
-var PollOutcomes = []string{PollEvents, PollEmpty, PollUnauthorized, PollUnavailable}
+var PollOutcomes = []string{
+	PollEvents, PollEmpty, PollUnauthorized, PollRateLimited, PollUnavailable,
+}
 
 // Sources are the live values gauges read at scrape time.
 type Sources struct {

@@ -34,6 +34,8 @@ func pollOutcome(ctx *fasthttp.RequestCtx) string {
 		return metrics.PollEmpty
 	case code == fasthttp.StatusUnauthorized:
 		return metrics.PollUnauthorized
+	case code == fasthttp.StatusTooManyRequests: // an agent's own pace, not the server's health
+		return metrics.PollRateLimited
 	default:
 		return metrics.PollUnavailable
 	}

@@ -711,6 +711,13 @@ func TestE2ERateLimited(t *testing.T) {
 	if v := lcMetric(t, s, "heepr_rate_limited_total"); v < 1 {
 		t.Errorf("heepr_rate_limited_total = %v after a 429, want > 0", v)
 	}
+	// A refused poll is the agent's own pace: it must not look like the server failing.
+	if v := lcMetric(t, s, `heepr_polls_total{outcome="rate_limited"}`); v < 1 {
+		t.Errorf(`heepr_polls_total{outcome="rate_limited"} = %v after a 429, want > 0`, v)
+	}
+	if v := lcMetric(t, s, `heepr_polls_total{outcome="unavailable"}`); v != 0 {
+		t.Errorf(`heepr_polls_total{outcome="unavailable"} = %v, want 0`, v)
+	}
 	time.Sleep(time.Duration(secs) * time.Second)
 	if r := s.agent(t, "GET", "/events", c.key, nil); r.status != 200 {
 		t.Errorf("poll after waiting Retry-After (%d s): %s, want 200", secs, r)

@@ -64,6 +64,7 @@ func TestPromScrapeReflectsTraffic(t *testing.T) {
 		`heepr_polls_total{outcome="empty"}`:                            10,
 		`heepr_polls_total{outcome="events"}`:                           1,
 		`heepr_polls_total{outcome="unauthorized"}`:                     0,
+		`heepr_polls_total{outcome="rate_limited"}`:                     0,
 		`heepr_polls_total{outcome="unavailable"}`:                      0,
 		`heepr_agents_online`:                                           3,
 		`heepr_agents_registered`:                                       3,
