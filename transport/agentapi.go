@@ -71,15 +71,17 @@ func (s *Server) register(ctx *fasthttp.RequestCtx) error {
 		return fmt.Errorf("%w: send Authorization: Bootstrap <bootstrap token>",
 			ErrMissingCredentials)
 	}
+	// A token that cannot be one is refused before the body is read, as a malformed key is on
+	// every other agent endpoint.
+	agentID, secret, ok := actors.ParseCredential(actors.BootstrapPrefix, cred)
+	if !ok {
+		return actors.ErrBootstrapUnknown
+	}
 	var body registerBody
 	if err := decodeJSON(ctx.PostBody(), &body, true); err != nil {
 		return err
 	}
 
-	agentID, secret, ok := actors.ParseCredential(actors.BootstrapPrefix, cred)
-	if !ok {
-		return actors.ErrBootstrapUnknown
-	}
 	if body.AgentID != "" && body.AgentID != agentID {
 		return invalid("agent_id %q is not the agent this bootstrap token was issued for",
 			body.AgentID)

@@ -446,6 +446,11 @@ func TestE2EErrors(t *testing.T) {
 			expectError(t, s, s.tryRegister(t, "", "Bootstrap", tok, nil), 401,
 				"bootstrap_unknown")
 		}
+		// a malformed token is refused before its body is read, as a malformed key is
+		for _, tok := range []string{"garbage", "bs_garbage"} {
+			expectError(t, s, s.tryRegister(t, "", "Bootstrap", tok, "{not json"), 401,
+				"bootstrap_unknown")
+		}
 		// none of that consumed the real token
 		s.register(t, c)
 	})
