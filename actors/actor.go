@@ -86,6 +86,8 @@ func (a *agent) handle(msg any, now time.Time) (any, []Change, error) {
 		return a.poll(m, now)
 	case *Drain:
 		return a.drain(m, now)
+	case *Authenticate:
+		return nil, nil, a.authenticate(m.Key, now)
 	case *Register:
 		return a.register(m, now)
 	case *Deliver:
@@ -129,6 +131,15 @@ func (a *agent) handle(msg any, now time.Time) (any, []Change, error) {
 	}
 }
 
+// MessageKinds lists every name MessageKind gives, but "other": the label values of a metric
+// by message kind.
+var MessageKinds = []string{
+	"poll", "drain", "authenticate", "register", "deliver", "decline", "flag", "set_status",
+	"get_skill", "create", "get_agent", "mint_bootstrap", "revoke_key", "put_skill",
+	"place_order", "get_order", "get_file", "owner_decision", "request_revision",
+	"change_scope", "check_deadline",
+}
+
 // MessageKind names a message in snake case, for metrics; unknown types are "other".
 func MessageKind(msg any) string {
 	switch msg.(type) {
@@ -136,6 +147,8 @@ func MessageKind(msg any) string {
 		return "poll"
 	case *Drain:
 		return "drain"
+	case *Authenticate:
+		return "authenticate"
 	case *Register:
 		return "register"
 	case *Deliver:

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -401,7 +402,8 @@ func TestMessageKind(t *testing.T) {
 		msg  any
 		want string
 	}{
-		{&Poll{}, "poll"}, {&Drain{}, "drain"}, {&Register{}, "register"},
+		{&Poll{}, "poll"}, {&Drain{}, "drain"}, {&Authenticate{}, "authenticate"},
+		{&Register{}, "register"},
 		{&Deliver{}, "deliver"}, {&Decline{}, "decline"}, {&Flag{}, "flag"},
 		{&SetStatus{}, "set_status"}, {&GetSkill{}, "get_skill"}, {&Create{}, "create"},
 		{&GetAgent{}, "get_agent"}, {&MintBootstrap{}, "mint_bootstrap"},
@@ -411,12 +413,21 @@ func TestMessageKind(t *testing.T) {
 		{&ChangeScope{}, "change_scope"}, {&CheckDeadline{}, "check_deadline"},
 		{"nonsense", "other"}, {nil, "other"}, {Poll{}, "other"},
 	}
+	named := map[string]bool{}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
 			if got := MessageKind(tc.msg); got != tc.want {
 				t.Errorf("MessageKind(%T) = %q, want %q", tc.msg, got, tc.want)
 			}
 		})
+		if tc.want != "other" {
+			named[tc.want] = true
+		}
+	}
+	// MessageKinds, the metric's label values, must hold every name and nothing else.
+	if !slices.Equal(slices.Sorted(maps.Keys(named)), slices.Sorted(slices.Values(MessageKinds))) {
+		t.Errorf("MessageKinds = %v, want the kinds named above: %v", MessageKinds,
+			slices.Sorted(maps.Keys(named)))
 	}
 }
 

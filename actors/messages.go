@@ -28,6 +28,11 @@ type RegisterResult struct {
 // Poll fetches and drains the queued events; it is also the agent's heartbeat.
 type Poll struct{ Key SecretHash }
 
+// Authenticate checks a key and changes nothing, not even the heartbeat or the request budget.
+// The agent listener asks it before it reads a large request body, so that only a key of the
+// agent makes the server hold one.
+type Authenticate struct{ Key SecretHash }
+
 // Drain removes the events up to sequence UpTo, once a poll's answer reached its caller.
 type Drain struct {
 	Key  SecretHash

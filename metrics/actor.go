@@ -1,25 +1,26 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/heepr/heeprd/actors"
+)
 
 // ActorOther is the kind label of any message not in ActorMessageKinds.
 const ActorOther = "other"
 
 // ActorMessageKinds are the label values of heepr_actor_message_duration_seconds: one per
-// message an agent actor handles (actors/messages.go, in snake case), plus ActorOther.
-var ActorMessageKinds = []string{
-	"poll", "register", "deliver", "decline", "flag", "set_status", "get_skill", "create",
-	"get_agent", "mint_bootstrap", "revoke_key", "put_skill", "place_order", "get_order",
-	"get_file", "owner_decision", "request_revision", "change_scope", "check_deadline",
-	ActorOther,
-}
+// message an agent actor handles (actors.MessageKinds), plus ActorOther.
+var ActorMessageKinds = append(slices.Clone(actors.MessageKinds), ActorOther)
 
 func (m *Metrics) newActors(reg *prometheus.Registry) {
 	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Subsystem: "actor", Name: "message_duration_seconds",
 		Help: "Time an agent actor spends handling one message, by message kind; the wait " +
 			"for storage is not included.",
-		// 10µs to 156ms in 7 buckets: handlers touch memory only, and 20 kinds × 10 series
+		// 10µs to 156ms in 7 buckets: handlers touch memory only, and 22 kinds × 10 series
 		// keep the metric near the series budget.
 		Buckets: prometheus.ExponentialBuckets(0.00001, 5, 7),
 	}, []string{"kind"})
