@@ -745,6 +745,47 @@ func TestE2EErrors(t *testing.T) {
 		}
 	})
 
+	// A body over 64 KiB is read only once its credential checked out, so that nobody without
+	// one can make the server hold a body of up to --max-body-bytes. The refusal is the
+	// credential's own error; with a good credential the body is read and judged as usual.
+	t.Run("large body before its credential", func(t *testing.T) {
+		body := bytes.Repeat([]byte("z"), 100<<10)
+		wrongKey := a.key[:len(a.key)-1] + flipChar(a.key[len(a.key)-1])
+		cases := []struct {
+			name, url, auth string
+			status          int
+			code            string
+		}{
+			{"no credential", s.agentURL + "/status", "", 401, "missing_credentials"},
+			{"malformed key", s.agentURL + "/status", "Bearer nonsense", 401, "key_unknown"},
+			{"key of no agent", s.agentURL + "/api/status",
+				"Bearer sk_live_" + fakeAgent + "_" + wrongSecret, 401, "key_unknown"},
+			{"wrong secret", s.agentURL + "/status", "Bearer " + wrongKey, 401, "key_unknown"},
+			{"bootstrap token", s.agentURL + "/agent/register", "Bootstrap " + a.token, 401,
+				"missing_credentials"},
+			{"agent's key: body read", s.agentURL + "/status", "Bearer " + b.key, 400,
+				"invalid_request"},
+			{"ops, wrong token", s.opsURL + "/admin/agents", "Bearer nope", 401, "key_unknown"},
+			{"ops, admin token: body read", s.opsURL + "/admin/agents",
+				"Bearer " + s.adminToken, 400, "invalid_request"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				hdr := map[string]string{"Content-Type": "application/json"}
+				if tc.auth != "" {
+					hdr["Authorization"] = tc.auth
+				}
+				r, err := s.try("POST", tc.url, hdr, body)
+				if err != nil {
+					t.Fatalf("no answer: %v", err)
+				}
+				expectError(t, s, r, tc.status, tc.code)
+			})
+		}
+		s.poll(t, a.key) // the agents' keys still work
+		s.poll(t, b.key)
+	})
+
 	t.Run("unsupported_media_type", func(t *testing.T) {
 		oid := s.placeOrder(t, a.id, nil)
 		body := []byte(`{"text":"hello"}`)
