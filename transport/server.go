@@ -27,6 +27,7 @@ import (
 type Config struct {
 	AskTimeout      time.Duration // how long to wait for an agent actor before answering 503
 	Limits          skill.Limits  // published to agents in skill.json and API.md
+	AgentBudget     skill.Budget  // each agent's request budget, published in API.md
 	MaxSkillBytes   int64         // largest skill file an owner may upload
 	MaxBootstrapTTL time.Duration // longest bootstrap token lifetime (7 days)
 	BaseURL         string        // the agent API's public base URL, rendered into skill files

@@ -24,7 +24,7 @@ func (s *Server) render(src *actors.SkillSource) (*skill.Package, error) {
 func (s *Server) skillParams(src *actors.SkillSource) skill.Params {
 	return skill.Params{
 		AgentID: src.AgentID, AgentName: src.Name, PollMinutes: src.PollMinutes,
-		BaseURL: s.cfg.BaseURL, Limits: s.cfg.Limits,
+		BaseURL: s.cfg.BaseURL, Limits: s.cfg.Limits, Budget: s.cfg.AgentBudget,
 	}
 }
 

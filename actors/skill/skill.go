@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/template"
 	"unicode"
@@ -70,6 +72,21 @@ type Limits struct {
 	MaxURLBytes  int   // length of one URL
 }
 
+// Budget is each agent's request budget as the server enforces it: a token bucket refilled at
+// Rate requests per second that holds up to Burst. A Rate of 0 means no budget. API.md states
+// it, so that an agent knows its pace before a 429 tells it.
+type Budget struct {
+	Rate  float64
+	Burst float64
+}
+
+func (b Budget) validate() error {
+	if !(b.Rate >= 0 && b.Burst >= 0) || math.IsInf(b.Rate, 0) || math.IsInf(b.Burst, 0) {
+		return fmt.Errorf("budget %+v: rate and burst must be finite and not negative", b)
+	}
+	return nil
+}
+
 // Params are the per-agent values a package is rendered from.
 type Params struct {
 	AgentID     string // e.g. "agt_k3j5m2n7p4q6r8s2"
@@ -77,6 +94,7 @@ type Params struct {
 	PollMinutes int    // 1..60
 	BaseURL     string // public base of the agent API, no trailing slash: "http://127.0.0.1:8080"
 	Limits      Limits
+	Budget      Budget
 }
 
 // Package is one agent's rendered files. It is immutable and safe for concurrent use.
@@ -200,6 +218,9 @@ func (p Params) validate() error {
 		return fmt.Errorf("poll minutes %d out of range 1..60", p.PollMinutes)
 	}
 	if err := validateBaseURL(p.BaseURL); err != nil {
+		return err
+	}
+	if err := p.Budget.validate(); err != nil {
 		return err
 	}
 	return p.Limits.validate()
@@ -339,6 +360,7 @@ type view struct {
 	IDPart  string // the agent id without "agt_", as it appears inside order and event ids
 	Every   string // the poll interval in words: "1 minute", "20 minutes"
 	KeyFile string
+	Pace    string // Budget in words, "" when there is none
 }
 
 func newView(p Params) view {
@@ -357,7 +379,22 @@ func newView(p Params) view {
 		APIBase: p.BaseURL + "/api",
 		IDPart:  strings.TrimPrefix(p.AgentID, "agt_"),
 		KeyFile: keyFile,
+		Pace:    pace(p.Budget),
 	}
+}
+
+// pace puts a budget in words: "**20 requests per second** sustained and bursts of up to
+// **100**".
+func pace(b Budget) string {
+	if b.Rate == 0 {
+		return ""
+	}
+	unit := "requests"
+	if b.Rate == 1 {
+		unit = "request"
+	}
+	return fmt.Sprintf("**%s %s per second** sustained and bursts of up to **%s**",
+		strconv.FormatFloat(b.Rate, 'f', -1, 64), unit, strconv.FormatFloat(b.Burst, 'f', -1, 64))
 }
 
 func renderMarkdown(name string, v view, overrides map[string]string) ([]byte, error) {

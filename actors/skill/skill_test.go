@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,6 +28,7 @@ func sampleParams() Params {
 			MaxURLs:      20,
 			MaxURLBytes:  2048,
 		},
+		Budget: Budget{Rate: 20, Burst: 100},
 	}
 }
 
@@ -375,6 +377,9 @@ func TestRenderErrors(t *testing.T) {
 		{"trailing slash", func(p *Params) { p.BaseURL = "http://h:8080/" }, nil},
 		{"query", func(p *Params) { p.BaseURL = "http://h?x=1" }, nil},
 		{"zero limit", func(p *Params) { p.Limits.MaxURLs = 0 }, nil},
+		{"negative rate", func(p *Params) { p.Budget.Rate = -1 }, nil},
+		{"NaN burst", func(p *Params) { p.Budget.Burst = math.NaN() }, nil},
+		{"infinite rate", func(p *Params) { p.Budget.Rate = math.Inf(1) }, nil},
 		{"override skill.json", nil, map[string]string{IndexFile: "{}"}},
 		{"override unknown", nil, map[string]string{"NOTES.md": "x"}},
 	}
@@ -425,6 +430,34 @@ func TestPollWording(t *testing.T) {
 		content, _ := mustFile(t, mustRender(t, p, nil), SkillFile)
 		if !bytes.Contains(content, []byte(tt.want)) {
 			t.Errorf("poll %d: SKILL.md lacks %q", tt.minutes, tt.want)
+		}
+	}
+}
+
+// TestBudgetWording checks that API.md states the budget this server enforces, not a default.
+func TestBudgetWording(t *testing.T) {
+	tests := []struct {
+		budget Budget
+		want   string
+	}{
+		{Budget{Rate: 20, Burst: 100},
+			"allows **20 requests per second** sustained and bursts of up to **100**."},
+		{Budget{Rate: 1, Burst: 3},
+			"allows **1 request per second** sustained and bursts of up to **3**."},
+		{Budget{Rate: 0.5, Burst: 2.5},
+			"allows **0.5 requests per second** sustained and bursts of up to **2.5**."},
+		{Budget{}, "has the budget turned off for now"},
+		{Budget{Burst: 100}, "has the budget turned off for now"},
+	}
+	for _, tt := range tests {
+		p := sampleParams()
+		p.Budget = tt.budget
+		content, _ := mustFile(t, mustRender(t, p, nil), APIFile)
+		if !bytes.Contains(content, []byte(tt.want)) {
+			t.Errorf("budget %+v: API.md lacks %q", tt.budget, tt.want)
+		}
+		if bytes.Contains(content, []byte("By default it allows")) {
+			t.Errorf("budget %+v: API.md quotes the default budget", tt.budget)
 		}
 	}
 }

@@ -722,4 +722,12 @@ func TestE2ERateLimited(t *testing.T) {
 	if r := s.agent(t, "GET", "/events", c.key, nil); r.status != 200 {
 		t.Errorf("poll after waiting Retry-After (%d s): %s, want 200", secs, r)
 	}
+
+	// API.md tells the agent this server's budget, not the default one.
+	time.Sleep(time.Duration(secs) * time.Second)
+	r := s.agent(t, "GET", "/agents/"+c.id+"/skill/API.md", c.key, nil)
+	want := "allows **1 request per second** sustained and bursts of up to **3**."
+	if r.status != 200 || !strings.Contains(string(r.body), want) {
+		t.Errorf("API.md: %d, lacks %q", r.status, want)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/heepr/heeprd/actors"
+	"github.com/heepr/heeprd/actors/skill"
 	"github.com/heepr/heeprd/metrics"
 	"github.com/heepr/heeprd/persistence"
 	"github.com/heepr/heeprd/transport"
@@ -190,6 +191,7 @@ func transportConfig(cfg *config, adminToken string, agentAddr net.Addr) transpo
 		MaxBootstrapTTL: 7 * 24 * time.Hour, BaseURL: cfg.publicURL(agentAddr),
 		AdminToken: adminToken, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout,
 		IdleTimeout: cfg.IdleTimeout, Concurrency: cfg.MaxConns,
+		AgentBudget:  skill.Budget{Rate: cfg.AgentRate, Burst: cfg.AgentBurst},
 		AuthFailures: actors.Budget{Rate: cfg.AuthFailRate, Burst: cfg.AuthFailBurst},
 	}
 }
