@@ -56,6 +56,41 @@ type APIKey struct {
 	IssuedAt  time.Time  `json:"issued_at"`
 	ExpiresAt time.Time  `json:"expires_at,omitzero"` // zero: never
 	Revoked   bool       `json:"revoked,omitempty"`
+
+	// Previous is the key this one replaced, revoked or expired, with its own Previous: at
+	// most MaxPreviousKeys of them. An agent still using one is told why it stopped working
+	// (key_revoked or key_expired) rather than key_unknown. Keys are never changed in place,
+	// so keys share their predecessors. The pointer fits in the space the allocator gives an
+	// APIKey anyway.
+	Previous *APIKey `json:"previous,omitempty"`
+}
+
+// MaxPreviousKeys is how many replaced keys an agent's key remembers.
+const MaxPreviousKeys = 3
+
+// withPrevious returns k, not yet stored, with prev and prev's predecessors, up to
+// MaxPreviousKeys in all, as its predecessors. The ones kept are copied, so that the oldest
+// can be cut off without changing a key stored before.
+func (k *APIKey) withPrevious(prev *APIKey) *APIKey {
+	at := &k.Previous // where the next copy goes
+	for n := 0; prev != nil && n < MaxPreviousKeys; n++ {
+		c := *prev
+		*at = &c
+		at = &c.Previous
+		prev = prev.Previous
+	}
+	*at = nil
+	return k
+}
+
+// previous finds a replaced key by its hash.
+func (k *APIKey) previous(h SecretHash) *APIKey {
+	for p := k.Previous; p != nil; p = p.Previous {
+		if sameHash(p.Hash, h) {
+			return p
+		}
+	}
+	return nil
 }
 
 // BootstrapToken is the stored form of the agent's current bootstrap token.
@@ -167,8 +202,11 @@ func (a *agent) keyState(now time.Time) KeyState {
 
 // authenticate checks a presented key against the agent's own, in constant time.
 func (a *agent) authenticate(h SecretHash, now time.Time) error {
-	if a.state.Key == nil || !sameHash(a.state.Key.Hash, h) {
+	if a.state.Key == nil {
 		return ErrKeyUnknown
+	}
+	if !sameHash(a.state.Key.Hash, h) {
+		return replacedKeyError(a.state.Key.previous(h))
 	}
 	switch a.keyState(now) {
 	case KeyRevoked:
@@ -177,6 +215,19 @@ func (a *agent) authenticate(h SecretHash, now time.Time) error {
 		return ErrKeyExpired
 	}
 	return nil
+}
+
+// replacedKeyError is the answer to a key that a later registration replaced: it was revoked
+// or it had expired, or it is not known at all.
+func replacedKeyError(k *APIKey) error {
+	switch {
+	case k == nil:
+		return ErrKeyUnknown
+	case k.Revoked:
+		return ErrKeyRevoked
+	default:
+		return ErrKeyExpired
+	}
 }
 
 // order finds one of the agent's orders; another agent's order is as unknown as a missing one.

@@ -164,16 +164,17 @@ func TestRegisterAgain(t *testing.T) {
 		ttl     int64
 		retire  func(t *testing.T, ta *testAgent) time.Time // makes the key not live; returns now
 		wantReg int64                                       // Registered after re-registering
+		wantOld error                                       // the answer to the replaced key
 	}{
 		{"after revoke", 0, func(t *testing.T, ta *testAgent) time.Time {
 			if _, _, err := ta.revokeKey(t0.Add(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 			return t0.Add(time.Hour)
-		}, 1},
+		}, 1, ErrKeyRevoked},
 		{"after key expiry", 60, func(t *testing.T, ta *testAgent) time.Time {
 			return t0.Add(60 * time.Second) // exactly at ExpiresAt
-		}, 1},
+		}, 1, ErrKeyExpired},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,8 +197,8 @@ func TestRegisterAgain(t *testing.T) {
 			if err := ta.authenticate(newHash, now); err != nil {
 				t.Errorf("new key: %v", err)
 			}
-			if err := ta.authenticate(oldHash, now); err == nil {
-				t.Errorf("old key still authenticates")
+			if err := ta.authenticate(oldHash, now); !errors.Is(err, tc.wantOld) {
+				t.Errorf("old key: %v, want %v", err, tc.wantOld)
 			}
 			if got := te.Registered.Load(); got != tc.wantReg {
 				t.Errorf("Registered = %d, want %d", got, tc.wantReg)
@@ -209,6 +210,61 @@ func TestRegisterAgain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPreviousKeys registers an agent again and again, each key revoked before the next: the
+// last MaxPreviousKeys replaced keys answer key_revoked, older ones key_unknown, and a key
+// stored before keeps the predecessors it was stored with.
+func TestPreviousKeys(t *testing.T) {
+	te := newTestEnv(journalSync)
+	ta := newTestAgent(te, defaultSettings())
+	var (
+		hashes []SecretHash
+		stored []*APIKey
+	)
+	now := t0
+	for i := range MaxPreviousKeys + 2 {
+		if i > 0 {
+			if _, _, err := ta.revokeKey(now); err != nil {
+				t.Fatal(err)
+			}
+			v, _, err := ta.mintBootstrap(&MintBootstrap{TTL: time.Hour}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, secret, _ := ParseCredential(BootstrapPrefix, v.(*BootstrapResult).BootstrapToken)
+			ta.bootstrap = secret
+		}
+		_, h := ta.mustRegister(t, now)
+		hashes = append(hashes, h)
+		stored = append(stored, ta.state.Key)
+		now = now.Add(time.Minute)
+	}
+
+	last := len(hashes) - 1
+	for i, h := range hashes {
+		var want error
+		switch {
+		case i == last:
+			want = nil
+		case last-i <= MaxPreviousKeys:
+			want = ErrKeyRevoked
+		default:
+			want = ErrKeyUnknown
+		}
+		if err := ta.authenticate(h, now); !errors.Is(err, want) {
+			t.Errorf("key %d of %d: %v, want %v", i+1, len(hashes), err, want)
+		}
+	}
+	for i, k := range stored {
+		n := 0
+		for p := k.Previous; p != nil; p = p.Previous {
+			n++
+		}
+		if want := min(i, MaxPreviousKeys); n != want {
+			t.Errorf("key %d was stored with %d predecessors, now has %d", i+1, want, n)
+		}
 	}
 }
 

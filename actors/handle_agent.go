@@ -29,7 +29,7 @@ func (a *agent) register(m *Register, now time.Time) (any, []Change, error) {
 	if ttl := a.state.Settings.KeyTTLSeconds; ttl > 0 {
 		key.ExpiresAt = now.Add(time.Duration(ttl) * time.Second)
 	}
-	a.state.Key = key
+	a.state.Key = key.withPrevious(a.state.Key)
 	a.state.Bootstrap = &BootstrapToken{Hash: b.Hash, ExpiresAt: b.ExpiresAt, Used: true}
 
 	reply := &RegisterResult{AgentID: a.state.ID, APIKey: FormatCredential(KeyPrefix, a.state.ID, secret)}

@@ -20,11 +20,22 @@ import (
 // times are varint Unix nanoseconds, 0 for the zero time; booleans are one byte.
 const agentCodecVersion byte = 2
 
+// agentCodecPrevious marks the same layout with the keys the agent's key replaced (see
+// actors.APIKey.Previous) right after the key: a uvarint count, then each as the key is
+// written, newest first. Only a record with such keys uses it, so that every other record
+// stays readable by a build from before it.
+const agentCodecPrevious byte = 3
+
 var errShortRecord = errors.New("record ends early")
 
 func encodeAgent(st *actors.AgentState) []byte {
 	b := make([]byte, 0, 160+len(st.ID)+len(st.Settings.Name)+len(st.Settings.Owner))
-	b = append(b, agentCodecVersion)
+	previous := st.Key != nil && st.Key.Previous != nil
+	if previous {
+		b = append(b, agentCodecPrevious)
+	} else {
+		b = append(b, agentCodecVersion)
+	}
 	b = appendString(b, st.ID)
 	s := st.Settings
 	b = appendString(b, s.Name)
@@ -37,9 +48,17 @@ func encodeAgent(st *actors.AgentState) []byte {
 	b = appendTime(b, st.CreatedAt)
 	b = appendBool(b, st.Key != nil)
 	if k := st.Key; k != nil {
-		b = append(b, k.Hash[:]...)
-		b = appendTime(appendTime(b, k.IssuedAt), k.ExpiresAt)
-		b = appendBool(b, k.Revoked)
+		b = appendKey(b, k)
+	}
+	if previous {
+		n := 0
+		for p := st.Key.Previous; p != nil; p = p.Previous {
+			n++
+		}
+		b = binary.AppendUvarint(b, uint64(n))
+		for p := st.Key.Previous; p != nil; p = p.Previous {
+			b = appendKey(b, p)
+		}
 	}
 	b = appendBool(b, st.Bootstrap != nil)
 	if t := st.Bootstrap; t != nil {
@@ -56,7 +75,7 @@ func decodeAgent(b []byte, st *actors.AgentState, shared *interner) error {
 	if len(b) > 0 && b[0] == codecVersion {
 		return decode(b, st)
 	}
-	if len(b) == 0 || b[0] != agentCodecVersion {
+	if len(b) == 0 || (b[0] != agentCodecVersion && b[0] != agentCodecPrevious) {
 		return fmt.Errorf("%w: not an agent record", ErrCorrupt)
 	}
 	r := reader{b: b[1:], shared: shared}
@@ -68,8 +87,10 @@ func decodeAgent(b []byte, st *actors.AgentState, shared *interner) error {
 	st.Status = actors.AgentStatus(r.sharedString())
 	st.CreatedAt = r.time()
 	if r.bool() {
-		st.Key = &actors.APIKey{Hash: r.hash(), IssuedAt: r.time(), ExpiresAt: r.time(),
-			Revoked: r.bool()}
+		st.Key = r.key()
+	}
+	if b[0] == agentCodecPrevious {
+		r.previousKeys(st.Key)
 	}
 	if r.bool() {
 		st.Bootstrap = &actors.BootstrapToken{Hash: r.hash(), ExpiresAt: r.time(), Used: r.bool()}
@@ -82,6 +103,35 @@ func decodeAgent(b []byte, st *actors.AgentState, shared *interner) error {
 		return fmt.Errorf("%w: %d bytes after the agent record", ErrCorrupt, len(r.b))
 	}
 	return nil
+}
+
+func appendKey(b []byte, k *actors.APIKey) []byte {
+	b = append(b, k.Hash[:]...)
+	b = appendTime(appendTime(b, k.IssuedAt), k.ExpiresAt)
+	return appendBool(b, k.Revoked)
+}
+
+func (r *reader) key() *actors.APIKey {
+	return &actors.APIKey{Hash: r.hash(), IssuedAt: r.time(), ExpiresAt: r.time(),
+		Revoked: r.bool()}
+}
+
+// previousKeys reads the keys that key replaced into its Previous chain.
+func (r *reader) previousKeys(key *actors.APIKey) {
+	n := r.uvarint()
+	switch {
+	case r.err != nil:
+		return
+	case key == nil || n == 0 || n > actors.MaxPreviousKeys:
+		r.fail(fmt.Errorf("%d previous keys: want 1 to %d, after a key", n, actors.MaxPreviousKeys))
+		return
+	}
+	at := &key.Previous
+	for range n {
+		k := r.key()
+		*at = k
+		at = &k.Previous
+	}
 }
 
 func appendString(b []byte, s string) []byte {

@@ -2,7 +2,9 @@ package persistence
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -20,22 +22,47 @@ func TestAgentCodecRoundTrip(t *testing.T) {
 		ExpiresAt: at.Add(time.Hour), Revoked: true}
 	full.Bootstrap = &actors.BootstrapToken{Hash: actors.HashSecret("b"), ExpiresAt: at, Used: true}
 	full.LastOrder, full.LastEvent = 1<<40, 7
-	cases := map[string]actors.AgentState{
-		"sample":         sampleState(),
-		"everything set": full,
-		"nothing set":    {ID: testAgent},
+	cases := []struct {
+		name    string
+		st      actors.AgentState
+		version byte
+	}{
+		{"sample", sampleState(), agentCodecVersion},
+		{"everything set", full, agentCodecVersion},
+		{"nothing set", actors.AgentState{ID: testAgent}, agentCodecVersion},
+		{"one previous key", withPreviousKeys(full, 1), agentCodecPrevious},
+		{"three previous keys", withPreviousKeys(full, 3), agentCodecPrevious},
 	}
-	for name, st := range cases {
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := encodeAgent(&tc.st)
+			if b[0] != tc.version {
+				t.Errorf("version byte %d, want %d", b[0], tc.version)
+			}
 			var got actors.AgentState
-			if err := decodeAgent(encodeAgent(&st), &got, nil); err != nil {
+			if err := decodeAgent(b, &got, nil); err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got, st) {
-				t.Errorf("round trip:\n got %+v\nwant %+v", got, st)
+			if !reflect.DeepEqual(got, tc.st) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, tc.st)
 			}
 		})
 	}
+}
+
+// withPreviousKeys gives st's key n predecessors, alternately revoked and expired.
+func withPreviousKeys(st actors.AgentState, n int) actors.AgentState {
+	key := *st.Key
+	at := &key.Previous
+	for i := range n {
+		issued := time.Unix(int64(1_600_000_000+i), 0).UTC()
+		k := &actors.APIKey{Hash: actors.HashSecret(fmt.Sprint("old", i)), IssuedAt: issued,
+			ExpiresAt: issued.Add(time.Minute), Revoked: i%2 == 0}
+		*at = k
+		at = &k.Previous
+	}
+	st.Key = &key
+	return st
 }
 
 func TestAgentCodecRefusesDamage(t *testing.T) {
@@ -54,19 +81,53 @@ func TestAgentCodecRefusesDamage(t *testing.T) {
 	}
 }
 
+// TestAgentCodecRefusesBadPreviousKeys damages the count of previous keys, which sits right
+// after the key: where a record with one previous key first differs from the same record
+// without it.
+func TestAgentCodecRefusesBadPreviousKeys(t *testing.T) {
+	st := sampleState()
+	st.Key = &actors.APIKey{Hash: actors.HashSecret("k")}
+	plain := encodeAgent(&st)
+	one := withPreviousKeys(st, 1)
+	with := encodeAgent(&one)
+	count := 1
+	for plain[count] == with[count] {
+		count++
+	}
+	if with[count] != 1 {
+		t.Fatalf("count byte at %d is %d, want 1", count, with[count])
+	}
+	keyless := encodeAgent(&actors.AgentState{ID: testAgent})
+	for name, b := range map[string][]byte{
+		"no previous key":    func() []byte { c := slices.Clone(with); c[count] = 0; return c }(),
+		"too many":           func() []byte { c := slices.Clone(with); c[count] = 4; return c }(),
+		"without a key":      append([]byte{agentCodecPrevious}, keyless[1:]...),
+		"previous key short": with[:count+20],
+	} {
+		var got actors.AgentState
+		if err := decodeAgent(b, &got, nil); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
 // FuzzDecodeAgent checks that no input panics the agent decoder and that whatever decodes in the
 // binary layout encodes back to the same bytes.
 func FuzzDecodeAgent(f *testing.F) {
 	full := sampleState()
 	full.Bootstrap = &actors.BootstrapToken{Hash: actors.HashSecret("b"), Used: true}
 	f.Add(encodeAgent(&full))
+	full.Key = &actors.APIKey{Hash: actors.HashSecret("k")}
+	previous := withPreviousKeys(full, 2)
+	f.Add(encodeAgent(&previous))
 	f.Add(encodeAgent(&actors.AgentState{}))
 	json, _ := encode(sampleState())
 	f.Add(json)
 	f.Add([]byte{agentCodecVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var st actors.AgentState
-		if decodeAgent(b, &st, nil) != nil || len(b) == 0 || b[0] != agentCodecVersion {
+		if decodeAgent(b, &st, nil) != nil || len(b) == 0 ||
+			(b[0] != agentCodecVersion && b[0] != agentCodecPrevious) {
 			return
 		}
 		var again actors.AgentState

@@ -18,10 +18,11 @@
 //
 // Every value starts with a version byte: 1 for JSON, 2 for the binary layout of agent records
 // (agentcodec.go), which are read by the million at start-up, 3 for the poll log's older layout
-// (still read), 4 for an order's latest progress (progress.go), which agents send in a stream, 5
-// for the poll log. Load refuses to start on a record
-// it cannot decode and names its key, rather than drop data silently. The key layout is documented
-// in keys.go. Every kind of record sorts by agent id, so Load splits the id space into parts read
+// (still read) and for an agent record that also holds the keys its key replaced, 4 for an
+// order's latest progress (progress.go), which agents send in a stream, 5 for the poll log. A
+// byte means one layout within a kind of record. Load refuses to start on a record it cannot
+// decode and names its key, rather than drop data silently. The key layout is documented in
+// keys.go. Every kind of record sorts by agent id, so Load splits the id space into parts read
 // side by side, and finds each record's agent with a cursor that only moves forward instead of a
 // map.
 package persistence

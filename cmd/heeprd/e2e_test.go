@@ -392,6 +392,8 @@ func TestE2EErrors(t *testing.T) {
 		if evs := s.poll(t, key2); len(evs) != 1 || evs[0].OrderID != oid {
 			t.Errorf("new key polls %d events, want the queued new_order", len(evs))
 		}
+		// the replaced key still says why it stopped working
+		expectError(t, s, s.agent(t, "GET", "/events", c.key, nil), 401, "key_revoked")
 	})
 
 	t.Run("key_expired", func(t *testing.T) {
@@ -1363,6 +1365,12 @@ func TestE2ECrashRecovery(t *testing.T) {
 	// C: registered, key revoked. D: created, token not redeemed. E: token redeemed.
 	c := s1.newAgent(t, nil)
 	mustStatus(t, s1.admin(t, "POST", "/admin/agents/"+c.id+"/revoke-key", nil), 200)
+	// F: registered, key revoked, registered again: the old key is remembered as revoked.
+	f := s1.newAgent(t, nil)
+	fOldKey := f.key
+	mustStatus(t, s1.admin(t, "POST", "/admin/agents/"+f.id+"/revoke-key", nil), 200)
+	f.token = s1.mintToken(t, f.id, nil)
+	f.key = s1.register(t, f)
 	d := s1.createAgent(t, map[string]any{"manual_acceptance": true})
 	od := s1.placeOrder(t, d.id, nil)
 	// last acknowledged write: A pauses itself
@@ -1460,6 +1468,8 @@ func TestE2ECrashRecovery(t *testing.T) {
 	})
 	t.Run("keys and tokens", func(t *testing.T) {
 		expectError(t, s2, s2.agent(t, "GET", "/events", c.key, nil), 401, "key_revoked")
+		expectError(t, s2, s2.agent(t, "GET", "/events", fOldKey, nil), 401, "key_revoked")
+		s2.expectEmptyPoll(t, f.key)
 		expectError(t, s2, s2.tryRegister(t, "", "Bootstrap", c.token, nil), 401,
 			"bootstrap_used")
 		expectError(t, s2, s2.tryRegister(t, "", "Bootstrap", a.token, nil), 401,
