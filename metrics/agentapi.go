@@ -64,8 +64,24 @@ func (m *Metrics) newAgentAPI(reg *prometheus.Registry) {
 		Help: "Requests refused with 429: an agent used up its request budget, or a source " +
 			"address its failed-authentication budget.",
 	})
+	m.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "http", Name: "connections_refused_total",
+		Help: "Connections answered 503 and closed because the listener already served " +
+			"--max-conns, by listener.",
+	}, []string{"listener"})
+	for _, l := range Listeners {
+		m.connsRefused.WithLabelValues(l)
+	}
 	reg.MustRegister(polls, m.pollDuration, m.requests, m.requestDuration, m.authFailures,
-		m.rateLimited)
+		m.rateLimited, m.connsRefused)
+}
+
+// Listeners are the label values of heepr_http_connections_refused_total.
+var Listeners = []string{"agent", "ops"}
+
+// ConnectionRefused counts a connection turned away at a listener's connection limit.
+func (m *Metrics) ConnectionRefused(listener string) {
+	m.connsRefused.WithLabelValues(listener).Inc()
 }
 
 // Poll counts one poll and its latency.

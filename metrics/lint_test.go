@@ -42,6 +42,9 @@ func touchAll(m *Metrics) {
 	for _, k := range ActorMessageKinds {
 		m.ActorMessage(k, 0.0001)
 	}
+	for _, l := range Listeners {
+		m.ConnectionRefused(l)
+	}
 	m.DeadLetter()
 	m.Committed(3, 0.002, nil)
 	m.Committed(3, 0.002, errors.New("disk full"))

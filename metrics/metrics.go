@@ -50,6 +50,7 @@ type Metrics struct {
 	requestDuration *prometheus.HistogramVec
 	authFailures    *prometheus.CounterVec
 	rateLimited     prometheus.Counter
+	connsRefused    *prometheus.CounterVec
 	routes          map[string]*routeMetrics // read-only after New
 	eventsQueued    map[actors.EventKind]prometheus.Counter
 	eventsDelivered map[actors.EventKind]prometheus.Counter

@@ -115,6 +115,9 @@ func TestPrecreatedAtZero(t *testing.T) {
 	for _, k := range ActorMessageKinds {
 		want = append(want, `heepr_actor_message_duration_seconds_count{kind="`+k+`"}`)
 	}
+	for _, l := range Listeners {
+		want = append(want, `heepr_http_connections_refused_total{listener="`+l+`"}`)
+	}
 	want = append(want, "heepr_poll_duration_seconds_count{}",
 		"heepr_store_commit_duration_seconds_count{}", "heepr_store_committed_records_total{}",
 		"heepr_store_commit_failures_total{}", "heepr_store_last_commit_timestamp_seconds{}",

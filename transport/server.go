@@ -109,10 +109,9 @@ func (s *Server) httpServer(name string, h fasthttp.RequestHandler, gate bodyGat
 		WriteTimeout:         s.cfg.WriteTimeout,
 		IdleTimeout:          s.cfg.IdleTimeout,
 		MaxRequestBodySize:   int(maxBody),
-		ReadBufferSize:       16 << 10, // also the limit on request headers
-		Concurrency:          s.cfg.Concurrency,
+		ReadBufferSize:       16 << 10,              // also the limit on request headers
+		Concurrency:          2 * s.cfg.Concurrency, // stays above LimitConns' limit
 		NoDefaultContentType: true,
-		TCPKeepalive:         true,
 		Logger:               fasthttpLogger{s.log.With("listener", name)},
 		CloseOnShutdown:      true,
 		// Bodies are streamed so that limitBody can answer an oversized one readably, and

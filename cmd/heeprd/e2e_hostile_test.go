@@ -5,7 +5,13 @@ package main
 // refused request may change anything, and the server must still serve afterwards.
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -694,4 +700,76 @@ func retryAfter(t testing.TB, r *response) time.Duration {
 		return time.Second
 	}
 	return time.Duration(secs) * time.Second
+}
+
+// TestE2EConnectionLimit fills the agent listener's --max-conns with open keep-alive
+// connections: one more gets a 503 with the JSON envelope and Retry-After, counted by
+// listener, and once a connection closes a new one is served again.
+func TestE2EConnectionLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip(shortSkip)
+	}
+	t.Parallel()
+	const limit = 4
+	s := startServer(t, "", "--max-conns", fmt.Sprint(limit))
+	a := s.newAgent(t, nil)
+	s.client.CloseIdleConnections() // the test's own connections fill the listener
+	addr := strings.TrimPrefix(s.agentURL, "http://")
+	poll := "GET /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + a.key + "\r\n\r\n"
+	open := func() (net.Conn, *http.Response) {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte(poll)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return c, resp
+	}
+
+	var held []net.Conn
+	for range limit {
+		c, resp := open()
+		if resp.StatusCode != 200 { // the server may not have seen the client's close yet
+			time.Sleep(100 * time.Millisecond)
+			c, resp = open()
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("poll %d within the limit: %d", len(held)+1, resp.StatusCode)
+		}
+		held = append(held, c)
+	}
+	_, resp := open()
+	var body struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 503 ||
+		body.Error.Code != "unavailable" || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(body.Error.Message, "--max-conns") {
+		t.Errorf("over --max-conns: %d %v %+v (%v)", resp.StatusCode, resp.Header, body, err)
+	}
+	if v := lcMetric(t, s, `heepr_http_connections_refused_total{listener="agent"}`); v < 1 {
+		t.Errorf("refused connections counted %v, want at least 1", v)
+	}
+
+	held[0].Close()
+	for i := 0; ; i++ { // the server sees the close a moment later
+		if _, resp := open(); resp.StatusCode == 200 {
+			break
+		} else if i == 50 {
+			t.Fatalf("after a close: %d, want a served poll", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -62,13 +62,13 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	d.env.Rules = d.srv.Rules
 	ops, agentAPI := d.srv.OpsServer(), d.srv.AgentServer()
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- ops.Serve(opsLn) }()
+	go func() { serveErr <- ops.Serve(d.srv.LimitConns(opsLn, "ops")) }()
 	log.Info("ops listener up", "addr", opsLn.Addr().String(), "admin_token_file", tokenFile)
 
 	if err := restore(d.store, d.fleet, d.metrics, d.env, log); err != nil {
 		return errors.Join(err, ops.Shutdown())
 	}
-	go func() { serveErr <- agentAPI.Serve(agentLn) }()
+	go func() { serveErr <- agentAPI.Serve(d.srv.LimitConns(agentLn, "agent")) }()
 	log.Info("ready", "agent_api", agentLn.Addr().String(), "ops", opsLn.Addr().String(),
 		"public_url", cfg.publicURL(agentLn.Addr()), "agents", d.fleet.Size())
 	d.srv.SetReady(true) // after the log line, so whoever sees /readyz 200 finds it logged
