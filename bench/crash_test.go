@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"sort"
@@ -381,9 +382,21 @@ func TestVerify(t *testing.T) {
 				e.Token, e.IssuedKey = tToken2, tKey2
 			},
 			obs: func(o *observation) {
-				o.Keys[tKey] = &obsKey{Agent: tAgent, Code: codeKeyUnknown}
+				o.Keys[tKey] = &obsKey{Agent: tAgent, Code: codeKeyRevoked}
 				o.Keys[tKey2] = &obsKey{Agent: tAgent, Code: authOK}
 			}},
+		{name: "replaced key forgotten too soon", state: stInProgress,
+			ledger: func(l *fabLedger) {
+				l.agentOp(opRevokeKey, outAcked)
+				l.agentOp(opMintBootstrap, outAcked).Token = tToken2
+				e := l.agentOp(opRegister, outAcked)
+				e.Token, e.IssuedKey = tToken2, tKey2
+			},
+			obs: func(o *observation) {
+				o.Keys[tKey] = &obsKey{Agent: tAgent, Code: codeKeyUnknown}
+				o.Keys[tKey2] = &obsKey{Agent: tAgent, Code: authOK}
+			},
+			violations: []string{"key"}},
 		{name: "registration in doubt, then bootstrap_used", state: stInProgress,
 			ledger: func(l *fabLedger) {
 				l.agentOp(opRevokeKey, outAcked)
@@ -392,8 +405,8 @@ func TestVerify(t *testing.T) {
 				e := l.agentOp(opRegister, outRefused)
 				e.Token, e.Code = tToken2, codeBootUsed
 			},
-			obs: func(o *observation) {
-				o.Keys[tKey] = &obsKey{Agent: tAgent, Code: codeKeyUnknown}
+			obs: func(o *observation) { // replaced or not, the key was revoked
+				o.Keys[tKey] = &obsKey{Agent: tAgent, Code: codeKeyRevoked}
 			}},
 		{name: "bootstrap_used without a registration", state: stInProgress,
 			ledger: func(l *fabLedger) {
@@ -591,4 +604,35 @@ func TestCrashShort(t *testing.T) {
 	}
 	t.Logf("kills %d, acked %d, in doubt %d, checked %d orders, %d files, %d events",
 		rep.Kills, rep.AckedTotal, rep.InDoubtTotal, rep.Orders, rep.Files, rep.Events.Expected)
+}
+
+// TestAgentModelKeys registers an agent five times, revoking each key first: the model answers
+// key_revoked for the keys heeprd remembers (actors.MaxPreviousKeys) and key_unknown before.
+func TestAgentModelKeys(t *testing.T) {
+	var m agentModel
+	keys := []string{"k1", "k2", "k3", "k4", "k5"}
+	for i, k := range keys {
+		if i > 0 {
+			var ok bool
+			if m, _, ok = applyAgent(m, &entry{Kind: opRevokeKey, Outcome: outAcked}); !ok {
+				t.Fatalf("revoke %d refused", i)
+			}
+		}
+		tok := fmt.Sprint("t", i)
+		m, _, _ = applyAgent(m, &entry{Kind: opMintBootstrap, Outcome: outAcked, Token: tok})
+		next, refusal, ok := applyAgent(m, &entry{Kind: opRegister, Outcome: outAcked,
+			Token: tok, IssuedKey: k})
+		if !ok {
+			t.Fatalf("register %s refused: %s", k, refusal)
+		}
+		m = next
+	}
+	want := map[string]string{"k1": codeKeyUnknown, "k2": codeKeyRevoked,
+		"k3": codeKeyRevoked, "k4": codeKeyRevoked, "k5": authOK, "": codeKeyUnknown,
+		"other": codeKeyUnknown}
+	for k, w := range want {
+		if got := m.auth(k); got != w {
+			t.Errorf("auth(%q) = %s, want %s", k, got, w)
+		}
+	}
 }

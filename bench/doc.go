@@ -138,11 +138,11 @@
 // revisions, progress, terms and delivery count are what the ledger allows; every
 // acknowledged delivery is there with its text, URLs and files, each downloaded and compared
 // byte for byte and by SHA-256; an acknowledged answer or a refusal mid-run fits the writes
-// before it; every agent's status and key_state fit; its latest key authenticates (one agent's
-// answers key_revoked; older, replaced keys answer key_unknown); and every event an
-// acknowledged write queued (new_order, owner_approved_order, owner_denied_order,
-// revision_request, scope_change) was returned by some poll or by the final ones, with no id
-// reused for another event. It prints kills survived, writes by kind (acknowledged, in doubt,
+// before it; every agent's status and key_state fit; its latest key authenticates (the one
+// agent whose key is revoked gets key_revoked, and so do the last three keys each agent's key
+// replaced; older ones get key_unknown); and every event an acknowledged write queued
+// (new_order, owner_approved_order, owner_denied_order, revision_request, scope_change) was
+// returned by some poll or by the final ones, with no id reused for another event. It prints kills survived, writes by kind (acknowledged, in doubt,
 // refused, resolved by retry), what was checked and each violation; --json prints the same as
 // JSON. Exit status 1 on any violation.
 //

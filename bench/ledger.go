@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/heepr/heeprd/actors"
 )
 
 // The crash ledger: every write the crash mode sends, with what it sent and what it learnt.
@@ -322,18 +324,23 @@ type agentModel struct {
 	Revoked   bool
 	Token     string // the current bootstrap token, or unknownSecret
 	TokenUsed bool
+	// Replaced are the keys StoredKey replaced, newest first, as many as heeprd remembers
+	// (actors.MaxPreviousKeys); "" where there is none. The harness replaces only revoked keys.
+	Replaced [actors.MaxPreviousKeys]string
 }
 
-// auth is what heeprd answers to key: authOK, key_revoked or key_unknown. A replaced key is
-// unknown: heeprd keeps only the agent's latest key.
+// auth is what heeprd answers to key: authOK, key_revoked or key_unknown. A key replaced by a
+// later registration was revoked first and answers so while heeprd remembers it.
 func (m agentModel) auth(key string) string {
-	if key == "" || m.StoredKey != key {
+	switch {
+	case key == "":
 		return codeKeyUnknown
-	}
-	if m.Revoked {
+	case m.StoredKey == key && m.Revoked, slices.Contains(m.Replaced[:], key):
 		return codeKeyRevoked
+	case m.StoredKey == key:
+		return authOK
 	}
-	return authOK
+	return codeKeyUnknown
 }
 
 // keyState is the key_state GET /admin/agents/{id} shows.
@@ -361,6 +368,10 @@ func applyAgent(m agentModel, e *entry) (next agentModel, refusal string, ok boo
 			return m, codeBootUsed, false
 		case m.StoredKey != "" && !m.Revoked:
 			return m, codeActiveKey, false
+		}
+		if m.StoredKey != "" {
+			copy(n.Replaced[1:], m.Replaced[:])
+			n.Replaced[0] = m.StoredKey
 		}
 		n.StoredKey, n.Revoked, n.TokenUsed = e.IssuedKey, false, true
 		if e.Outcome != outAcked {
