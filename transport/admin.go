@@ -21,6 +21,9 @@ func (s *Server) adminOnly(h handler) handler {
 		if !s.Ready() {
 			return fmt.Errorf("%w: not ready", actors.ErrUnavailable)
 		}
+		if err := readBody(ctx, func() error { return nil }); err != nil { // token checked
+			return err
+		}
 		return h(ctx)
 	}
 }

@@ -71,11 +71,15 @@ func (s *Server) register(ctx *fasthttp.RequestCtx) error {
 		return fmt.Errorf("%w: send Authorization: Bootstrap <bootstrap token>",
 			ErrMissingCredentials)
 	}
-	// A token that cannot be one is refused before the body is read, as a malformed key is on
-	// every other agent endpoint.
+	// A token that cannot be one is refused before the body is parsed, as a malformed key is
+	// on every other agent endpoint. The token itself can be checked only by using it up, so
+	// its body is read only as far as any register body can go.
 	agentID, secret, ok := actors.ParseCredential(actors.BootstrapPrefix, cred)
 	if !ok {
 		return actors.ErrBootstrapUnknown
+	}
+	if err := readSmallBody(ctx, "a register body"); err != nil {
+		return err
 	}
 	var body registerBody
 	if err := decodeJSON(ctx.PostBody(), &body, true); err != nil {

@@ -7,17 +7,32 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// drainLimit bounds how much of an oversized body is read and thrown away after a 413. Reading
-// it lets the answer reach the client: closing a socket with unread data makes the kernel reset
-// the connection, and the client then sees a broken pipe instead of the 413.
+// drainLimit bounds how much of a refused body is read and thrown away. Reading it lets the
+// answer reach the client: closing a socket with unread data makes the kernel reset the
+// connection, and the client then sees a broken pipe instead of the answer.
 const drainLimit = 256 << 20
 
+// smallBodyBytes is the largest body read before the route is known. A larger body, or one of
+// unknown length (chunked), is read only by its route once the request's credential checked
+// out (readBody). Without that, anyone who can connect could make the server hold a body of
+// up to the listener's limit (34 MiB on the agent API by default) per connection.
+const smallBodyBytes = 64 << 10
+
+// deferredBodyKey is the user value under which limitBody leaves a body it did not read.
+const deferredBodyKey = "heeprd.deferredBody"
+
+// deferredBody is a request body not read yet, and the listener's limit on it.
+type deferredBody struct {
+	stream io.Reader
+	limit  int64
+	what   string // names the setting behind limit, for the 413
+}
+
 // limitBody enforces the body limit itself, so that an oversized request gets the JSON envelope
-// and a 413 it can read. The listener streams bodies (fasthttp's StreamRequestBody); one within
-// the limit is read into memory as usual before the handler runs, but one that may be larger
-// than bodyGateBytes (by its length, or of a length not known) only once gate let it in.
-func limitBody(h fasthttp.RequestHandler, limit int64, what string,
-	gate bodyGate) fasthttp.RequestHandler {
+// and a 413 it can read. The listener streams bodies (fasthttp's StreamRequestBody). A small
+// one is read into memory before the handler runs; a larger one is left to readBody. Whatever
+// of a body is left unread once the handler has answered is read and dropped.
+func limitBody(h fasthttp.RequestHandler, limit int64, what string) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if !ctx.Request.IsBodyStream() {
 			h(ctx)
@@ -25,36 +40,66 @@ func limitBody(h fasthttp.RequestHandler, limit int64, what string,
 		}
 		stream := ctx.RequestBodyStream()
 		length := ctx.Request.Header.ContentLength()
-		if length > int(limit) {
-			refuseBody(ctx, stream, limit, what)
-			return
-		}
-		if (length < 0 || length > bodyGateBytes) && !gate(ctx) {
-			discardBody(ctx, stream)
-			return
-		}
-
-		var buf bytes.Buffer
-		n, err := buf.ReadFrom(io.LimitReader(stream, limit+1))
 		switch {
-		case err != nil:
-			writeError(ctx, invalid("the request body could not be read"))
-			ctx.SetConnectionClose()
-		case n > limit:
-			refuseBody(ctx, stream, limit, what)
+		case length > int(limit):
+			writeError(ctx, tooLarge(what, limit))
+		case length >= 0 && length <= smallBodyBytes:
+			if err := readInto(ctx, stream, limit, what); err != nil {
+				writeError(ctx, err)
+				break
+			}
+			h(ctx)
 		default:
-			ctx.Request.SetBodyRaw(buf.Bytes())
+			ctx.SetUserValue(deferredBodyKey, &deferredBody{stream: stream, limit: limit,
+				what: what})
 			h(ctx)
 		}
+		discardBody(ctx, stream)
 	}
 }
 
-func refuseBody(ctx *fasthttp.RequestCtx, stream io.Reader, limit int64, what string) {
-	writeError(ctx, tooLarge(what, limit))
-	discardBody(ctx, stream)
+// readBody reads a body that limitBody left for the route, if any, once check accepted the
+// request's credential. Routes that use the body call it (or readSmallBody) before anything
+// reads the body; any other route leaves a large body unread.
+func readBody(ctx *fasthttp.RequestCtx, check func() error) error {
+	body, ok := ctx.UserValue(deferredBodyKey).(*deferredBody)
+	if !ok {
+		return nil
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	ctx.RemoveUserValue(deferredBodyKey)
+	return readInto(ctx, body.stream, body.limit, body.what)
 }
 
-// discardBody reads and drops up to drainLimit of a body that was refused, so that the answer
+// readSmallBody is readBody for a route whose credential cannot be checked before its body is
+// read: it reads at most smallBodyBytes. what names the body for the 413.
+func readSmallBody(ctx *fasthttp.RequestCtx, what string) error {
+	body, ok := ctx.UserValue(deferredBodyKey).(*deferredBody)
+	if !ok {
+		return nil
+	}
+	ctx.RemoveUserValue(deferredBodyKey)
+	return readInto(ctx, body.stream, min(body.limit, smallBodyBytes), what)
+}
+
+// readInto reads the whole body, up to limit, and makes it the request's body.
+func readInto(ctx *fasthttp.RequestCtx, stream io.Reader, limit int64, what string) error {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(stream, limit+1))
+	switch {
+	case err != nil:
+		ctx.SetConnectionClose()
+		return invalid("the request body could not be read")
+	case n > limit:
+		return tooLarge(what, limit)
+	}
+	ctx.Request.SetBodyRaw(buf.Bytes())
+	return nil
+}
+
+// discardBody reads and drops up to drainLimit of what is left of a body, so that the answer
 // reaches the client, and closes the connection if the read failed.
 func discardBody(ctx *fasthttp.RequestCtx, stream io.Reader) {
 	if _, err := io.Copy(io.Discard, io.LimitReader(stream, drainLimit)); err != nil {

@@ -2,32 +2,36 @@ package transport
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/valyala/fasthttp"
 )
 
-// TestLimitBodyGate checks which bodies limitBody reads only after its gate let them in: those
-// over bodyGateBytes and those of unknown length. A refused body never reaches the handler and
-// is read to its end and dropped, so the answer reaches the client.
-func TestLimitBodyGate(t *testing.T) {
+// TestLimitBody checks which bodies limitBody reads before the route is known (small ones of a
+// known length), which it leaves to the route's readBody, and that the route reads a deferred
+// body only once its check passed. Whatever the outcome, the body is read to its end, so the
+// answer reaches the client.
+func TestLimitBody(t *testing.T) {
 	const limit = 1 << 20
+	errNoKey := errors.New("no key")
 	tests := []struct {
 		name      string
 		size      int
 		chunked   bool
-		admit     bool
-		wantGate  bool
-		wantCalls bool
+		checkErr  error // what the route's check returns; nil: it passes
+		wantCheck bool  // the route's check ran
+		wantRead  bool  // the handler saw the whole body
 		wantCode  int
 	}{
-		{"small body, no gate", 1 << 10, false, false, false, true, 200},
-		{"at the gate's size", bodyGateBytes, false, false, false, true, 200},
-		{"over it, admitted", bodyGateBytes + 1, false, true, true, true, 200},
-		{"over it, refused", bodyGateBytes + 1, false, false, true, false, 401},
-		{"unknown length, admitted", 10, true, true, true, true, 200},
-		{"unknown length, refused", 10, true, false, true, false, 401},
-		{"over the limit: 413 first", limit + 1, false, true, false, false, 413},
+		{"small: read with no check", 1 << 10, false, errNoKey, false, true, 200},
+		{"at the small size", smallBodyBytes, false, errNoKey, false, true, 200},
+		{"over it, key", smallBodyBytes + 1, false, nil, true, true, 200},
+		{"over it, no key", smallBodyBytes + 1, false, errNoKey, true, false, 401},
+		{"chunked, key", 10, true, nil, true, true, 200},
+		{"chunked, no key", 10, true, errNoKey, true, false, 401},
+		{"chunked over the limit", limit + 1, true, nil, true, false, 413},
+		{"over the limit: 413 first", limit + 1, false, nil, false, false, 413},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,26 +44,25 @@ func TestLimitBodyGate(t *testing.T) {
 			}
 			ctx.Request.SetBodyStream(src, size)
 
-			gated, called := false, false
-			gate := func(ctx *fasthttp.RequestCtx) bool {
-				gated = true
-				if !tt.admit {
-					ctx.SetStatusCode(fasthttp.StatusUnauthorized)
-				}
-				return tt.admit
-			}
+			checked, read := false, false
 			h := func(ctx *fasthttp.RequestCtx) {
-				called = true
-				if !bytes.Equal(ctx.PostBody(), body) {
-					t.Errorf("handler got %d bytes, want the whole body of %d",
-						len(ctx.PostBody()), len(body))
+				err := readBody(ctx, func() error { checked = true; return tt.checkErr })
+				switch {
+				case errors.Is(err, errNoKey):
+					ctx.SetStatusCode(fasthttp.StatusUnauthorized)
+				case err != nil:
+					writeError(ctx, err)
+				default:
+					read = bytes.Equal(ctx.PostBody(), body)
 				}
 			}
-			limitBody(h, limit, "the body", gate)(&ctx)
+			limitBody(h, limit, "the body")(&ctx)
 
-			if gated != tt.wantGate || called != tt.wantCalls {
-				t.Errorf("gate asked %v, handler called %v; want %v and %v",
-					gated, called, tt.wantGate, tt.wantCalls)
+			if read != tt.wantRead {
+				t.Errorf("handler read the whole body: %v, want %v", read, tt.wantRead)
+			}
+			if checked != tt.wantCheck {
+				t.Errorf("check ran: %v, want %v", checked, tt.wantCheck)
 			}
 			if got := ctx.Response.StatusCode(); got != tt.wantCode {
 				t.Errorf("status %d, want %d", got, tt.wantCode)
@@ -68,5 +71,21 @@ func TestLimitBodyGate(t *testing.T) {
 				t.Errorf("%d bytes of the body left unread", src.Len())
 			}
 		})
+	}
+}
+
+// TestReadSmallBody: a route that cannot check a credential first reads at most
+// smallBodyBytes of a deferred body.
+func TestReadSmallBody(t *testing.T) {
+	for _, size := range []int{10, smallBodyBytes, smallBodyBytes + 1} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetBodyStream(bytes.NewReader(make([]byte, size)), -1)
+		var err error
+		limitBody(func(ctx *fasthttp.RequestCtx) {
+			err = readSmallBody(ctx, "a small body")
+		}, 1<<20, "the body")(&ctx)
+		if tooBig := size > smallBodyBytes; tooBig != (err != nil) {
+			t.Errorf("%d bytes: %v", size, err)
+		}
 	}
 }

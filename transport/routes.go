@@ -67,10 +67,12 @@ func (s *Server) agentRouter() fasthttp.RequestHandler {
 	for _, prefix := range []string{"", "/api"} {
 		r.POST(prefix+"/agent/register", s.route("/agent/register", s.register))
 		r.GET(prefix+"/events", s.pollRoute())
-		r.POST(prefix+"/orders/{id}/deliver", s.route("/orders/{id}/deliver", s.deliver))
-		r.POST(prefix+"/orders/{id}/decline", s.route("/orders/{id}/decline", s.decline))
-		r.POST(prefix+"/orders/{id}/flag", s.route("/orders/{id}/flag", s.flag))
-		r.POST(prefix+"/status", s.route("/status", s.status))
+		r.POST(prefix+"/orders/{id}/deliver",
+			s.route("/orders/{id}/deliver", s.withKeyedBody(s.deliver)))
+		r.POST(prefix+"/orders/{id}/decline",
+			s.route("/orders/{id}/decline", s.withKeyedBody(s.decline)))
+		r.POST(prefix+"/orders/{id}/flag", s.route("/orders/{id}/flag", s.withKeyedBody(s.flag)))
+		r.POST(prefix+"/status", s.route("/status", s.withKeyedBody(s.status)))
 		r.GET(prefix+"/skill", s.route("/skill", s.skill))
 		r.GET(prefix+"/agents/{id}/skill/{file}", s.route("/agents/{id}/skill/{file}", s.skillFile))
 	}

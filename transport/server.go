@@ -84,23 +84,21 @@ func (s *Server) Ready() bool { return s.ready.Load() && s.healthy() }
 
 // AgentServer returns the fasthttp server of the agent API.
 func (s *Server) AgentServer() *fasthttp.Server {
-	return s.httpServer("agent", s.agentRouter(), s.agentBodyGate, s.cfg.Limits.MaxBodyBytes,
-		"--max-body-bytes")
+	return s.httpServer("agent", s.agentRouter(), s.cfg.Limits.MaxBodyBytes, "--max-body-bytes")
 }
 
 // OpsServer returns the fasthttp server of the ops listener.
 func (s *Server) OpsServer() *fasthttp.Server {
-	return s.httpServer("ops", s.opsRouter(), s.opsBodyGate, max(s.cfg.MaxSkillBytes, 1<<20),
+	return s.httpServer("ops", s.opsRouter(), max(s.cfg.MaxSkillBytes, 1<<20),
 		"--max-skill-bytes, or 1 MiB if that is less")
 }
 
-// httpServer builds one listener's server. gate admits large bodies; flag names the setting
-// behind the body limit.
-func (s *Server) httpServer(name string, h fasthttp.RequestHandler, gate bodyGate,
-	maxBody int64, flag string) *fasthttp.Server {
+// httpServer builds one listener's server; flag names the setting behind its body limit.
+func (s *Server) httpServer(name string, h fasthttp.RequestHandler, maxBody int64,
+	flag string) *fasthttp.Server {
 	limit := fmt.Sprintf("the request body (%s)", flag) // names the setting that limits it
 	return &fasthttp.Server{
-		Handler: limitBody(h, maxBody, limit, gate),
+		Handler: limitBody(h, maxBody, limit),
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			parseError(ctx, err, maxBody, limit)
 		},

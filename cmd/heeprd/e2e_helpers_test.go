@@ -431,8 +431,17 @@ func (r *response) String() string {
 // try sends one request and reads the whole answer.
 func (s *e2eServer) try(method, url string, hdr map[string]string,
 	body []byte) (*response, error) {
+	return s.tryBody(method, url, hdr, body, false)
+}
+
+// tryBody is try that can send the body chunked, as a client that streams it does.
+func (s *e2eServer) tryBody(method, url string, hdr map[string]string, body []byte,
+	chunked bool) (*response, error) {
 	var rd io.Reader
-	if body != nil {
+	switch {
+	case body != nil && chunked:
+		rd = io.MultiReader(bytes.NewReader(body)) // no length known: sent chunked
+	case body != nil:
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequest(method, url, rd)

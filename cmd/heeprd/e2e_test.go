@@ -747,37 +747,59 @@ func TestE2EErrors(t *testing.T) {
 		}
 	})
 
-	// A body over 64 KiB is read only once its credential checked out, so that nobody without
-	// one can make the server hold a body of up to --max-body-bytes. The refusal is the
-	// credential's own error; with a good credential the body is read and judged as usual.
+	// A body over 64 KiB, or chunked, is read only once the route checked its credential, so
+	// that nobody without one can make the server hold a body of up to --max-body-bytes. The
+	// refusal is the credential's own error; with a good credential the body is read and
+	// judged as usual. Routes that read no body answer as they always do.
 	t.Run("large body before its credential", func(t *testing.T) {
-		body := bytes.Repeat([]byte("z"), 100<<10)
+		large := bytes.Repeat([]byte("z"), 100<<10)
+		small := []byte("z")
 		wrongKey := a.key[:len(a.key)-1] + flipChar(a.key[len(a.key)-1])
 		cases := []struct {
-			name, url, auth string
-			status          int
-			code            string
+			name, method, url, auth string
+			body                    []byte
+			chunked                 bool
+			status                  int
+			code                    string
 		}{
-			{"no credential", s.agentURL + "/status", "", 401, "missing_credentials"},
-			{"malformed key", s.agentURL + "/status", "Bearer nonsense", 401, "key_unknown"},
-			{"key of no agent", s.agentURL + "/api/status",
-				"Bearer sk_live_" + fakeAgent + "_" + wrongSecret, 401, "key_unknown"},
-			{"wrong secret", s.agentURL + "/status", "Bearer " + wrongKey, 401, "key_unknown"},
-			{"bootstrap token", s.agentURL + "/agent/register", "Bootstrap " + a.token, 401,
-				"missing_credentials"},
-			{"agent's key: body read", s.agentURL + "/status", "Bearer " + b.key, 400,
+			{"no credential", "POST", "/status", "", large, false, 401, "missing_credentials"},
+			{"malformed key", "POST", "/status", "Bearer nonsense", large, false, 401,
+				"key_unknown"},
+			{"key of no agent", "POST", "/api/status",
+				"Bearer sk_live_" + fakeAgent + "_" + wrongSecret, large, false, 401,
+				"key_unknown"},
+			{"wrong secret", "POST", "/status", "Bearer " + wrongKey, large, false, 401,
+				"key_unknown"},
+			{"wrong secret, chunked", "POST", "/status", "Bearer " + wrongKey, small, true, 401,
+				"key_unknown"},
+			{"agent's key: body read", "POST", "/status", "Bearer " + b.key, large, false, 400,
 				"invalid_request"},
-			{"ops, wrong token", s.opsURL + "/admin/agents", "Bearer nope", 401, "key_unknown"},
-			{"ops, admin token: body read", s.opsURL + "/admin/agents",
-				"Bearer " + s.adminToken, 400, "invalid_request"},
+			{"agent's key, chunked: body read", "POST", "/orders/x/decline", "Bearer " + b.key,
+				small, true, 400, "invalid_request"},
+			{"register reads 64 KiB at most", "POST", "/agent/register",
+				"Bootstrap " + a.token, large, false, 413, "payload_too_large"},
+			{"unknown path", "POST", "/nope", "", large, false, 404, "not_found"},
+			{"wrong method", "PUT", "/status", "", large, false, 405, "method_not_allowed"},
+			{"poll with a body", "GET", "/events", "", large, false, 401,
+				"missing_credentials"},
+			{"ops, wrong token", "POST", s.opsURL + "/admin/agents", "Bearer nope", large,
+				false, 401, "key_unknown"},
+			{"ops, admin token: body read", "POST", s.opsURL + "/admin/agents",
+				"Bearer " + s.adminToken, large, false, 400, "invalid_request"},
+			{"ops, unknown path", "POST", s.opsURL + "/nope", "", large, true, 404,
+				"not_found"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
+				url := tc.url
+				if !strings.HasPrefix(url, "http") {
+					url = s.agentURL + url
+				}
 				hdr := map[string]string{"Content-Type": "application/json"}
 				if tc.auth != "" {
 					hdr["Authorization"] = tc.auth
 				}
-				r, err := s.try("POST", tc.url, hdr, body)
+				r, err := s.tryBody(tc.method, url, hdr, tc.body, tc.chunked)
 				if err != nil {
 					t.Fatalf("no answer: %v", err)
 				}
@@ -786,6 +808,19 @@ func TestE2EErrors(t *testing.T) {
 		}
 		s.poll(t, a.key) // the agents' keys still work
 		s.poll(t, b.key)
+
+		// a chunked register body is read without a key, up to 64 KiB
+		c := s.createAgent(t, nil)
+		r, err := s.tryBody("POST", s.agentURL+"/agent/register", map[string]string{
+			"Authorization": "Bootstrap " + c.token, "Content-Type": "application/json",
+		}, []byte(`{"agent_id":"`+c.id+`"}`), true)
+		if err != nil || r.status != 201 {
+			t.Errorf("chunked register: %v, %v", r, err)
+		}
+		if r, err := s.tryBody("GET", s.opsURL+"/healthz", nil, large, true); err != nil ||
+			r.status != 200 {
+			t.Errorf("healthz with a chunked body: %v, %v", r, err)
+		}
 	})
 
 	t.Run("unsupported_media_type", func(t *testing.T) {
