@@ -384,7 +384,7 @@ func newView(p Params) view {
 }
 
 // pace puts a budget in words: "**20 requests per second** sustained and bursts of up to
-// **100**".
+// **100**". A burst counts whole requests, since each takes a whole token.
 func pace(b Budget) string {
 	if b.Rate == 0 {
 		return ""
@@ -394,7 +394,8 @@ func pace(b Budget) string {
 		unit = "request"
 	}
 	return fmt.Sprintf("**%s %s per second** sustained and bursts of up to **%s**",
-		strconv.FormatFloat(b.Rate, 'f', -1, 64), unit, strconv.FormatFloat(b.Burst, 'f', -1, 64))
+		strconv.FormatFloat(b.Rate, 'f', -1, 64), unit,
+		strconv.FormatFloat(math.Floor(b.Burst), 'f', -1, 64))
 }
 
 func renderMarkdown(name string, v view, overrides map[string]string) ([]byte, error) {

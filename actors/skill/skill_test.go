@@ -445,7 +445,7 @@ func TestBudgetWording(t *testing.T) {
 		{Budget{Rate: 1, Burst: 3},
 			"allows **1 request per second** sustained and bursts of up to **3**."},
 		{Budget{Rate: 0.5, Burst: 2.5},
-			"allows **0.5 requests per second** sustained and bursts of up to **2.5**."},
+			"allows **0.5 requests per second** sustained and bursts of up to **2**."},
 		{Budget{}, "has the budget turned off for now"},
 		{Budget{Burst: 100}, "has the budget turned off for now"},
 	}
