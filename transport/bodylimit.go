@@ -46,9 +46,10 @@ func limitBody(h fasthttp.RequestHandler, limit int64, what string) fasthttp.Req
 		case length >= 0 && length <= smallBodyBytes:
 			if err := readInto(ctx, stream, limit, what); err != nil {
 				writeError(ctx, err)
-				break
+				return
 			}
 			h(ctx)
+			return // read to its end already
 		default:
 			ctx.SetUserValue(deferredBodyKey, &deferredBody{stream: stream, limit: limit,
 				what: what})
