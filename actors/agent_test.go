@@ -187,12 +187,7 @@ func TestRegisterAgain(t *testing.T) {
 			if ta.keyState(now) == KeyActive {
 				t.Fatal("key still live")
 			}
-			v, _, err := ta.mintBootstrap(&MintBootstrap{TTL: time.Hour}, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, secret, _ := ParseCredential(BootstrapPrefix, v.(*BootstrapResult).BootstrapToken)
-			ta.bootstrap = secret
+			ta.mustMintBootstrap(t, now)
 			_, newHash := ta.mustRegister(t, now)
 			if err := ta.authenticate(newHash, now); err != nil {
 				t.Errorf("new key: %v", err)
@@ -229,12 +224,7 @@ func TestPreviousKeys(t *testing.T) {
 			if _, _, err := ta.revokeKey(now); err != nil {
 				t.Fatal(err)
 			}
-			v, _, err := ta.mintBootstrap(&MintBootstrap{TTL: time.Hour}, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, secret, _ := ParseCredential(BootstrapPrefix, v.(*BootstrapResult).BootstrapToken)
-			ta.bootstrap = secret
+			ta.mustMintBootstrap(t, now)
 		}
 		_, h := ta.mustRegister(t, now)
 		hashes = append(hashes, h)

@@ -250,6 +250,21 @@ func (ta *testAgent) mustRegister(t testing.TB, now time.Time) (string, SecretHa
 	return key, HashSecret(secret)
 }
 
+// mustMintBootstrap mints a bootstrap token valid for an hour and makes it the one
+// mustRegister uses.
+func (ta *testAgent) mustMintBootstrap(t testing.TB, now time.Time) {
+	t.Helper()
+	v, _, err := ta.mintBootstrap(&MintBootstrap{TTL: time.Hour}, now)
+	if err != nil {
+		t.Fatalf("mint bootstrap: %v", err)
+	}
+	_, secret, ok := ParseCredential(BootstrapPrefix, v.(*BootstrapResult).BootstrapToken)
+	if !ok {
+		t.Fatalf("unparsable bootstrap token %q", v.(*BootstrapResult).BootstrapToken)
+	}
+	ta.bootstrap = secret
+}
+
 // mustPlace places an order due in a day and returns its id.
 func (ta *testAgent) mustPlace(t testing.TB, now time.Time) string {
 	t.Helper()

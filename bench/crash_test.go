@@ -142,6 +142,12 @@ func intp(v int) *int { return &v }
 
 func TestVerify(t *testing.T) {
 	d1, d2 := fileDelivery("1"), fileDelivery("2")
+	rotate := func(l *fabLedger) { // the key revoked and a new one registered
+		l.agentOp(opRevokeKey, outAcked)
+		l.agentOp(opMintBootstrap, outAcked).Token = tToken2
+		e := l.agentOp(opRegister, outAcked)
+		e.Token, e.IssuedKey = tToken2, tKey2
+	}
 	tests := []struct {
 		name       string
 		manual     bool
@@ -375,23 +381,13 @@ func TestVerify(t *testing.T) {
 		{name: "revocation in doubt", state: stInProgress,
 			ledger: func(l *fabLedger) { l.agentOp(opRevokeKey, outInDoubt) }},
 		{name: "rotation", state: stInProgress,
-			ledger: func(l *fabLedger) {
-				l.agentOp(opRevokeKey, outAcked)
-				l.agentOp(opMintBootstrap, outAcked).Token = tToken2
-				e := l.agentOp(opRegister, outAcked)
-				e.Token, e.IssuedKey = tToken2, tKey2
-			},
+			ledger: rotate,
 			obs: func(o *observation) {
 				o.Keys[tKey] = &obsKey{Agent: tAgent, Code: codeKeyRevoked}
 				o.Keys[tKey2] = &obsKey{Agent: tAgent, Code: authOK}
 			}},
 		{name: "replaced key forgotten too soon", state: stInProgress,
-			ledger: func(l *fabLedger) {
-				l.agentOp(opRevokeKey, outAcked)
-				l.agentOp(opMintBootstrap, outAcked).Token = tToken2
-				e := l.agentOp(opRegister, outAcked)
-				e.Token, e.IssuedKey = tToken2, tKey2
-			},
+			ledger: rotate,
 			obs: func(o *observation) {
 				o.Keys[tKey] = &obsKey{Agent: tAgent, Code: codeKeyUnknown}
 				o.Keys[tKey2] = &obsKey{Agent: tAgent, Code: authOK}
