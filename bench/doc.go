@@ -142,9 +142,10 @@
 // agent whose key is revoked gets key_revoked, and so do the last three keys each agent's key
 // replaced; older ones get key_unknown); and every event an acknowledged write queued
 // (new_order, owner_approved_order, owner_denied_order, revision_request, scope_change) was
-// returned by some poll or by the final ones, with no id reused for another event. It prints kills survived, writes by kind (acknowledged, in doubt,
-// refused, resolved by retry), what was checked and each violation; --json prints the same as
-// JSON. Exit status 1 on any violation.
+// returned by some poll or by the final ones, with no id reused for another event. It prints
+// kills survived, writes by kind (acknowledged, in doubt, refused, resolved by retry), what
+// was checked and each violation; --json prints the same as JSON. Exit status 1 on any
+// violation.
 //
 // # Output
 //

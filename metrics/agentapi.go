@@ -66,7 +66,7 @@ func (m *Metrics) newAgentAPI(reg *prometheus.Registry) {
 	})
 	m.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "http", Name: "connections_refused_total",
-		Help: "Connections answered 503 and closed because the listener already served " +
+		Help: "Connections closed, most after a 503, because the listener already served " +
 			"--max-conns, by listener.",
 	}, []string{"listener"})
 	for _, l := range Listeners {

@@ -31,7 +31,7 @@ type deferredBody struct {
 // limitBody enforces the body limit itself, so that an oversized request gets the JSON envelope
 // and a 413 it can read. The listener streams bodies (fasthttp's StreamRequestBody). A small
 // one is read into memory before the handler runs; a larger one is left to readBody. Whatever
-// of a body is left unread once the handler has answered is read and dropped.
+// of a body the handler left unread is read and dropped before the answer is sent.
 func limitBody(h fasthttp.RequestHandler, limit int64, what string) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if !ctx.Request.IsBodyStream() {
@@ -51,6 +51,10 @@ func limitBody(h fasthttp.RequestHandler, limit int64, what string) fasthttp.Req
 			h(ctx)
 			return // read to its end already
 		default:
+			// Taken off the request, so that nothing but readBody reads it: fasthttp's
+			// PostBody would read a chunked body of any size (the pprof and metrics adaptors
+			// call it). The stream stays the server's to drain (see fasthttp's ResetBody).
+			ctx.Request.ResetBody()
 			ctx.SetUserValue(deferredBodyKey, &deferredBody{stream: stream, limit: limit,
 				what: what})
 			h(ctx)

@@ -74,6 +74,23 @@ func TestLimitBody(t *testing.T) {
 	}
 }
 
+// TestDeferredBodyHidden: a handler that reads the body without readBody, as fasthttp's
+// net/http adaptor does, finds none when the body was left for the route.
+func TestDeferredBodyHidden(t *testing.T) {
+	for _, size := range []int{10, smallBodyBytes + 1} {
+		src := bytes.NewReader(make([]byte, size))
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetBodyStream(src, -1)
+		var got int
+		limitBody(func(ctx *fasthttp.RequestCtx) { got = len(ctx.PostBody()) }, 1<<20,
+			"the body")(&ctx)
+		if got != 0 || src.Len() != 0 {
+			t.Errorf("chunked body of %d bytes: handler read %d, %d left undrained", size, got,
+				src.Len())
+		}
+	}
+}
+
 // TestReadSmallBody: a route that cannot check a credential first reads at most
 // smallBodyBytes of a deferred body.
 func TestReadSmallBody(t *testing.T) {

@@ -168,7 +168,7 @@ func (c *config) validate() error {
 	check(c.PassivateAfter >= time.Second, "--passivate-after must be at least 1s")
 	check(c.AskTimeout > 0 && c.ShutdownTimeout > 0, "timeouts must be positive")
 	check(c.ReadTimeout > 0 && c.WriteTimeout > 0 && c.IdleTimeout > 0, "timeouts must be positive")
-	check(c.MaxConns > 0, "--max-conns must be positive")
+	check(c.MaxConns > 0 && c.MaxConns <= 1<<20, "--max-conns must be 1 to 1048576")
 	check(c.Limits.MaxBodyBytes > 0 && c.Limits.MaxFileBytes > 0 && c.Limits.MaxTextBytes > 0,
 		"byte limits must be positive")
 	check(c.Limits.MaxFiles > 0 && c.Limits.MaxURLs > 0 && c.Limits.MaxURLBytes > 0,

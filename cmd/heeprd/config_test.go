@@ -34,6 +34,10 @@ func TestParseConfig(t *testing.T) {
 		{"bad addr", []string{"--addr", "nope"}, nil, nil, "--addr"},
 		{"stray argument", []string{"serve"}, nil, nil, "unexpected argument"},
 		{"zero limit", []string{"--max-files", "0"}, nil, nil, "count limits"},
+		{"no connections", []string{"--max-conns", "0"}, nil, nil, "--max-conns"},
+		{"too many connections", []string{"--max-conns", "1048577"}, nil, nil, "--max-conns"},
+		{"most connections", []string{"--max-conns", "1048576"}, nil,
+			func(c *config) bool { return c.MaxConns == 1<<20 }, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
