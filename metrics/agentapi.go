@@ -1,17 +1,27 @@
 package metrics
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Route labels: the route templates of both listeners, without the /api prefix.
+// Route labels: the route templates of both listeners, without the /api prefix, and
+// RouteUnmatched.
 var Routes = []string{
 	"/agent/register", "/events", "/orders/{id}/deliver", "/orders/{id}/decline",
 	"/orders/{id}/flag", "/status", "/skill", "/agents/{id}/skill/{file}",
-	"/admin", "unmatched",
+	"/admin", RouteUnmatched,
 }
+
+// RouteUnmatched labels requests answered before or instead of a route: an unknown path, a
+// method the path does not take (405), a request that could not be parsed or whose headers
+// are too large (431), and a body declared over the listener's limit (413).
+const RouteUnmatched = "unmatched"
+
+// unmatchedCodes are status codes only RouteUnmatched answers, pre-created for it alone.
+var unmatchedCodes = []int{405, 431}
 
 // Status codes the server answers with, pre-created for every route.
 var statusCodes = []int{200, 201, 304, 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503}
@@ -49,9 +59,13 @@ func (m *Metrics) newAgentAPI(reg *prometheus.Registry) {
 
 	m.routes = make(map[string]*routeMetrics, len(Routes))
 	for _, r := range Routes {
+		codes := statusCodes
+		if r == RouteUnmatched {
+			codes = append(slices.Clone(statusCodes), unmatchedCodes...)
+		}
 		rm := &routeMetrics{duration: m.requestDuration.WithLabelValues(r),
-			codes: make(map[int]prometheus.Counter, len(statusCodes))}
-		for _, c := range statusCodes {
+			codes: make(map[int]prometheus.Counter, len(codes))}
+		for _, c := range codes {
 			rm.codes[c] = m.requests.WithLabelValues(r, strconv.Itoa(c))
 		}
 		m.routes[r] = rm

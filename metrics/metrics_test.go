@@ -118,6 +118,9 @@ func TestPrecreatedAtZero(t *testing.T) {
 	for _, l := range Listeners {
 		want = append(want, `heepr_http_connections_refused_total{listener="`+l+`"}`)
 	}
+	for _, c := range []string{"405", "431"} { // answered only before or instead of a route
+		want = append(want, `heepr_http_requests_total{code="`+c+`",route="unmatched"}`)
+	}
 	want = append(want, "heepr_poll_duration_seconds_count{}",
 		"heepr_store_commit_duration_seconds_count{}", "heepr_store_committed_records_total{}",
 		"heepr_store_commit_failures_total{}", "heepr_store_last_commit_timestamp_seconds{}",

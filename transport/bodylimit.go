@@ -31,8 +31,10 @@ type deferredBody struct {
 // limitBody enforces the body limit itself, so that an oversized request gets the JSON envelope
 // and a 413 it can read. The listener streams bodies (fasthttp's StreamRequestBody). A small
 // one is read into memory before the handler runs; a larger one is left to readBody. Whatever
-// of a body the handler left unread is read and dropped before the answer is sent.
-func limitBody(h fasthttp.RequestHandler, limit int64, what string) fasthttp.RequestHandler {
+// of a body the handler left unread is read and dropped before the answer is sent. unrouted
+// is told of a request answered here, before any route.
+func limitBody(h fasthttp.RequestHandler, limit int64, what string,
+	unrouted func(*fasthttp.RequestCtx)) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if !ctx.Request.IsBodyStream() {
 			h(ctx)
@@ -43,9 +45,11 @@ func limitBody(h fasthttp.RequestHandler, limit int64, what string) fasthttp.Req
 		switch {
 		case length > int(limit):
 			writeError(ctx, tooLarge(what, limit))
+			unrouted(ctx)
 		case length >= 0 && length <= smallBodyBytes:
 			if err := readInto(ctx, stream, limit, what); err != nil {
 				writeError(ctx, err)
+				unrouted(ctx)
 				return
 			}
 			h(ctx)

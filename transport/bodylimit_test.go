@@ -44,7 +44,7 @@ func TestLimitBody(t *testing.T) {
 			}
 			ctx.Request.SetBodyStream(src, size)
 
-			checked, read := false, false
+			checked, read, unrouted := false, false, false
 			h := func(ctx *fasthttp.RequestCtx) {
 				err := readBody(ctx, func() error { checked = true; return tt.checkErr })
 				switch {
@@ -56,13 +56,17 @@ func TestLimitBody(t *testing.T) {
 					read = bytes.Equal(ctx.PostBody(), body)
 				}
 			}
-			limitBody(h, limit, "the body")(&ctx)
+			limitBody(h, limit, "the body", func(*fasthttp.RequestCtx) { unrouted = true })(&ctx)
 
 			if read != tt.wantRead {
 				t.Errorf("handler read the whole body: %v, want %v", read, tt.wantRead)
 			}
 			if checked != tt.wantCheck {
 				t.Errorf("check ran: %v, want %v", checked, tt.wantCheck)
+			}
+			// only a refusal before the handler is limitBody's to count
+			if want := tt.wantCode == 413 && !tt.wantCheck; unrouted != want {
+				t.Errorf("counted as unrouted: %v, want %v", unrouted, want)
 			}
 			if got := ctx.Response.StatusCode(); got != tt.wantCode {
 				t.Errorf("status %d, want %d", got, tt.wantCode)
@@ -83,7 +87,7 @@ func TestDeferredBodyHidden(t *testing.T) {
 		ctx.Request.SetBodyStream(src, -1)
 		var got int
 		limitBody(func(ctx *fasthttp.RequestCtx) { got = len(ctx.PostBody()) }, 1<<20,
-			"the body")(&ctx)
+			"the body", func(*fasthttp.RequestCtx) {})(&ctx)
 		if got != 0 || src.Len() != 0 {
 			t.Errorf("chunked body of %d bytes: handler read %d, %d left undrained", size, got,
 				src.Len())
@@ -100,7 +104,7 @@ func TestReadSmallBody(t *testing.T) {
 		var err error
 		limitBody(func(ctx *fasthttp.RequestCtx) {
 			err = readSmallBody(ctx, "a small body")
-		}, 1<<20, "the body")(&ctx)
+		}, 1<<20, "the body", func(*fasthttp.RequestCtx) {})(&ctx)
 		if tooBig := size > smallBodyBytes; tooBig != (err != nil) {
 			t.Errorf("%d bytes: %v", size, err)
 		}

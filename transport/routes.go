@@ -5,6 +5,8 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+
+	"github.com/heepr/heeprd/metrics"
 )
 
 const contentJSON = "application/json"
@@ -110,10 +112,10 @@ func (s *Server) newRouter() *router.Router {
 	r.RedirectTrailingSlash = false // a redirect would turn a POST into a GET in many clients
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
-	r.NotFound = s.route("unmatched", func(*fasthttp.RequestCtx) error {
+	r.NotFound = s.route(metrics.RouteUnmatched, func(*fasthttp.RequestCtx) error {
 		return notFound("no such route")
 	})
-	r.MethodNotAllowed = s.route("unmatched", func(*fasthttp.RequestCtx) error {
+	r.MethodNotAllowed = s.route(metrics.RouteUnmatched, func(*fasthttp.RequestCtx) error {
 		return ErrMethodNotAllowed
 	})
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, p any) {

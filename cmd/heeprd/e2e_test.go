@@ -726,6 +726,11 @@ func TestE2EErrors(t *testing.T) {
 				"Authorization": "Bearer " + c.key, "Content-Type": "application/json",
 			}, bytes.Repeat([]byte("z"), 2<<20), "1024")
 		})
+		// refused before any route, and still counted
+		if v := lcMetric(t, small,
+			`heepr_http_requests_total{code="413",route="unmatched"}`); v < 20 {
+			t.Errorf("unmatched 413s counted: %v, want at least the 20 above", v)
+		}
 		t.Run("ops listener: 2 MiB admin body, 20 times", func(t *testing.T) {
 			bigBodyAnswers(t, small, "POST", small.opsURL+"/admin/agents", map[string]string{
 				"Authorization": "Bearer " + small.adminToken, "Content-Type": "application/json",
