@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -305,7 +306,8 @@ func (s *Store) takeBatch() []pending {
 }
 
 // commit writes a batch in one transaction and then answers every pending in it. A batch too big
-// for one transaction is split in halves; each pending stays whole.
+// for one transaction is split in halves; each pending stays whole. A pending that badger
+// refuses to stage at all is answered with that error alone, and the rest is committed.
 func (s *Store) commit(batch []pending) {
 	if s.broken.Load() {
 		answer(batch, ErrBroken)
@@ -320,6 +322,15 @@ func (s *Store) commit(batch []pending) {
 		s.commit(batch[half:])
 		return
 	}
+	var refused *stageError
+	if errors.As(err, &refused) {
+		s.refuse(batch[refused.pending], refused.err)
+		rest := slices.Delete(slices.Clone(batch), refused.pending, refused.pending+1)
+		if len(rest) > 0 {
+			s.commit(rest)
+		}
+		return
+	}
 	s.obs.Committed(records(batch), time.Since(start).Seconds(), err)
 	if err != nil && !errors.Is(err, badger.ErrTxnTooBig) {
 		s.broken.Store(true)
@@ -329,11 +340,29 @@ func (s *Store) commit(batch []pending) {
 	answer(batch, err)
 }
 
+// stageError is a write badger would not stage (in memory, a value over its 1 MiB limit):
+// nothing was written, and only the pending it belongs to fails.
+type stageError struct {
+	pending int // its index in the batch
+	err     error
+}
+
+func (e *stageError) Error() string { return e.err.Error() }
+
+// refuse answers a pending badger would not stage. The store stays healthy: nothing was written.
+func (s *Store) refuse(p pending, err error) {
+	s.obs.Committed(len(p.entries), 0, err)
+	s.log.Warn("write refused by the store", "records", len(p.entries), "err", clip(err.Error()))
+	if p.done != nil {
+		p.done(err)
+	}
+}
+
 func (s *Store) write(batch []pending) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	var files []entry
-	for _, p := range batch {
+	for i, p := range batch {
 		for _, e := range p.entries {
 			if e.file && s.memFiles != nil {
 				files = append(files, e)
@@ -345,8 +374,12 @@ func (s *Store) write(batch []pending) error {
 			} else {
 				err = txn.Set(e.key, e.value)
 			}
-			if err != nil {
+			switch {
+			case errors.Is(err, badger.ErrTxnTooBig):
 				return fmt.Errorf("stage %q: %w", e.key, err)
+			case err != nil: // badger may append the value as a hex dump: keep its first line
+				msg, _, _ := strings.Cut(err.Error(), "\n")
+				return &stageError{pending: i, err: fmt.Errorf("stage %q: %s", e.key, msg)}
 			}
 		}
 	}

@@ -307,6 +307,40 @@ func TestInMemoryKeepsLargeRecordsAndFiles(t *testing.T) {
 	}
 }
 
+// TestInMemoryRefusesOnlyAnOversizedWrite: in memory, badger refuses a value over 1 MiB. That
+// write fails alone, without its hex dump in the error; writes sent with it commit, and the
+// store stays healthy.
+func TestInMemoryRefusesOnlyAnOversizedWrite(t *testing.T) {
+	s := openMemory(t)
+	defer s.Close()
+	huge := actors.PutSkillFile{AgentID: testAgent, File: "SKILL.md",
+		Content: strings.Repeat("s", 1<<20+1)}
+	for round := range 3 {
+		errs := make(chan error, 3)
+		send := func(c actors.Change) { s.Append([]actors.Change{c}, func(err error) { errs <- err }) }
+		send(actors.PutAgent{State: sampleState()})
+		send(huge)
+		send(actors.PutOrder{Order: sampleOrder()})
+		var failed []error
+		for range 3 {
+			if err := <-errs; err != nil {
+				failed = append(failed, err)
+			}
+		}
+		if len(failed) != 1 || !strings.Contains(failed[0].Error(), "SKILL.md") ||
+			strings.Contains(failed[0].Error(), "\n") {
+			t.Fatalf("round %d: failures %v, want the oversized write alone, in one line",
+				round, failed)
+		}
+	}
+	if !s.Healthy() {
+		t.Fatal("store unhealthy after a refused write")
+	}
+	if snaps, err := s.Load(); err != nil || len(snaps) != 1 || len(snaps[0].Orders) != 1 {
+		t.Fatalf("load after refused writes: %v", err)
+	}
+}
+
 // batchObserver records the size of every commit.
 type batchObserver struct {
 	mu      sync.Mutex
