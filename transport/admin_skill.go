@@ -24,15 +24,15 @@ func (s *Server) putSkill(ctx *fasthttp.RequestCtx) error {
 	case name == skill.IndexFile:
 		return invalid("%s is generated from the other files and cannot be replaced", name)
 	case !skill.Overridable(name):
-		return notFound("no skill file %q; the replaceable files are the Markdown files of %v",
-			name, skill.Files)
+		return notFound("no skill file %q; the replaceable files are %s, %s, %s and %s", name,
+			skill.SkillFile, skill.HeartbeatFile, skill.RulesFile, skill.APIFile)
 	}
 	content := ctx.PostBody()
 	switch {
 	case len(content) == 0:
 		return invalid("the body is empty; send the file's new content")
 	case int64(len(content)) > s.cfg.MaxSkillBytes:
-		return tooLarge("the skill file", s.cfg.MaxSkillBytes)
+		return tooLarge("the skill file (--max-skill-bytes)", s.cfg.MaxSkillBytes)
 	case !utf8.Valid(content) || containsNUL(string(content)):
 		return invalid("a skill file must be UTF-8 text without NUL bytes")
 	}

@@ -18,7 +18,7 @@ import (
 func loadAdminToken(cfg *config) (token, file string, remove func(), err error) {
 	remove = func() {}
 	if cfg.AdminToken != "" {
-		return cfg.AdminToken, "(given by --admin-token)", remove, nil
+		return cfg.AdminToken, "(given by --admin-token or HEEPR_ADMIN_TOKEN)", remove, nil
 	}
 	dir := cfg.DataDir
 	if cfg.InMemory {

@@ -129,7 +129,8 @@ func envName(flagName string) string {
 }
 
 func usage(fs *flag.FlagSet, out io.Writer) {
-	fmt.Fprintf(out, "Usage: heeprd [flags]\n\nServes the heepr agent API. "+
+	fmt.Fprintf(out, "Usage: heeprd [flags]\n       heeprd backup|restore [flags] (see their -h)\n\n"+
+		"Serves the heepr agent API. "+
 		"Every flag can also be set by its environment twin; a flag on the command line wins.\n\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		fmt.Fprintf(out, "  --%s (env %s, default %q)\n      %s\n", f.Name, envName(f.Name),
