@@ -31,7 +31,7 @@ var (
 // Backup writes a consistent copy of everything stored (files included). It may run while the
 // server serves: badger reads one snapshot of the database.
 func (s *Store) Backup(w io.Writer) error {
-	if s.memFiles != nil {
+	if s.memValues != nil {
 		return ErrInMemoryBackup
 	}
 	h := sha256.New()

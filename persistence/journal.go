@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -306,8 +305,7 @@ func (s *Store) takeBatch() []pending {
 }
 
 // commit writes a batch in one transaction and then answers every pending in it. A batch too big
-// for one transaction is split in halves; each pending stays whole. A pending that badger
-// refuses to stage at all is answered with that error alone, and the rest is committed.
+// for one transaction is split in halves; each pending stays whole.
 func (s *Store) commit(batch []pending) {
 	if s.broken.Load() {
 		answer(batch, ErrBroken)
@@ -322,15 +320,6 @@ func (s *Store) commit(batch []pending) {
 		s.commit(batch[half:])
 		return
 	}
-	var refused *stageError
-	if errors.As(err, &refused) {
-		s.refuse(batch[refused.pending], refused.err)
-		rest := slices.Delete(slices.Clone(batch), refused.pending, refused.pending+1)
-		if len(rest) > 0 {
-			s.commit(rest)
-		}
-		return
-	}
 	s.obs.Committed(records(batch), time.Since(start).Seconds(), err)
 	if err != nil && !errors.Is(err, badger.ErrTxnTooBig) {
 		s.broken.Store(true)
@@ -340,60 +329,56 @@ func (s *Store) commit(batch []pending) {
 	answer(batch, err)
 }
 
-// stageError is a write badger would not stage (in memory, a value over its 1 MiB limit):
-// nothing was written, and only the pending it belongs to fails.
-type stageError struct {
-	pending int // its index in the batch
-	err     error
-}
-
-func (e *stageError) Error() string { return e.err.Error() }
-
-// refuse answers a pending badger would not stage. The store stays healthy: nothing was written.
-func (s *Store) refuse(p pending, err error) {
-	s.obs.Committed(len(p.entries), 0, err)
-	s.log.Warn("write refused by the store", "records", len(p.entries), "err", clip(err.Error()))
-	if p.done != nil {
-		p.done(err)
-	}
-}
+// memInlineLimit is the smallest value badger cannot keep in memory: it keeps a value inline
+// only below its value threshold, refuses one above it, and fails on one of exactly that size.
+const memInlineLimit = 1 << 20
 
 func (s *Store) write(batch []pending) error {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	var files []entry
-	for i, p := range batch {
+	inMemory := s.memValues != nil
+	var beside []entry // for memValues, once committed
+	for _, p := range batch {
 		for _, e := range p.entries {
-			if e.file && s.memFiles != nil {
-				files = append(files, e)
-				continue
+			if inMemory {
+				beside = append(beside, e)
 			}
 			var err error
-			if e.delete {
-				err = txn.Delete(e.key)
-			} else {
+			switch {
+			case inMemory && e.file: // files are kept beside badger only
+				continue
+			case e.delete, inMemory && len(e.value) >= memInlineLimit:
+				err = txn.Delete(e.key) // a large value is kept beside: no older version stays
+			default:
 				err = txn.Set(e.key, e.value)
 			}
-			switch {
-			case errors.Is(err, badger.ErrTxnTooBig):
+			if err != nil {
 				return fmt.Errorf("stage %q: %w", e.key, err)
-			case err != nil: // badger may append the value as a hex dump: keep its first line
-				msg, _, _ := strings.Cut(err.Error(), "\n")
-				return &stageError{pending: i, err: fmt.Errorf("stage %q: %s", e.key, msg)}
 			}
 		}
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("commit %d records: %w", records(batch), err)
 	}
-	if len(files) > 0 {
-		s.memMu.Lock()
-		for _, f := range files {
-			s.memFiles[string(f.key)] = f.value
-		}
-		s.memMu.Unlock()
-	}
+	s.keepBeside(beside)
 	return nil
+}
+
+// keepBeside applies a committed batch's entries to memValues: files and values too large for
+// badger in memory are kept there, and any other write of a key drops a version kept before.
+func (s *Store) keepBeside(entries []entry) {
+	if len(entries) == 0 {
+		return
+	}
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	for _, e := range entries {
+		if e.file || (!e.delete && len(e.value) >= memInlineLimit) {
+			s.memValues[string(e.key)] = e.value
+		} else {
+			delete(s.memValues, string(e.key))
+		}
+	}
 }
 
 func answer(batch []pending, err error) {

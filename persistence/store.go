@@ -57,10 +57,11 @@ type Store struct {
 	// heartbeat flush is spread.
 	later func(d time.Duration, f func())
 
-	// memFiles holds delivered files in --in-memory mode, where badger could keep no value
-	// larger than 1 MiB. Keys are as in badger; only the committer writes it.
-	memMu    sync.RWMutex
-	memFiles map[string][]byte
+	// memValues holds, in --in-memory mode, the values badger cannot keep there: delivered
+	// files, and any other value of memInlineLimit or more (a skill file, an order grown long).
+	// Keys are as in badger; only the committer writes it.
+	memMu     sync.RWMutex
+	memValues map[string][]byte
 }
 
 // BadgerOptions are the badger options heeprd opens dir with, before the choices of Options
@@ -97,8 +98,8 @@ func Open(o Options) (*Store, error) {
 		WithLogger(badgerLogger{o.Log})
 	if o.InMemory {
 		// Without a value log every value is kept inline, so records may be up to badger's
-		// largest inline size, and delivered files live in a map of their own (memFiles).
-		opts = opts.WithValueThreshold(1 << 20)
+		// largest inline size; larger values live in a map of their own (memValues).
+		opts = opts.WithValueThreshold(memInlineLimit)
 		opts.Dir, opts.ValueDir = "", ""
 	}
 	db, err := badger.Open(opts)
@@ -112,7 +113,7 @@ func Open(o Options) (*Store, error) {
 	}
 	s.later = s.after
 	if o.InMemory {
-		s.memFiles = make(map[string][]byte)
+		s.memValues = make(map[string][]byte)
 	}
 	if err := s.checkSchema(); err != nil {
 		return nil, errors.Join(err, db.Close())
@@ -179,9 +180,9 @@ func (s *Store) Close() error {
 
 // ReadFile returns the bytes of a delivered file.
 func (s *Store) ReadFile(orderID string, delivery int, name string) ([]byte, error) {
-	if s.memFiles != nil {
+	if s.memValues != nil {
 		s.memMu.RLock()
-		data, ok := s.memFiles[string(fileKey(orderID, delivery, name))]
+		data, ok := s.memValues[string(fileKey(orderID, delivery, name))]
 		s.memMu.RUnlock()
 		if !ok {
 			return nil, fmt.Errorf("read file %q of delivery %d of %s: %w", name, delivery,

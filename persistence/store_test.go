@@ -307,37 +307,37 @@ func TestInMemoryKeepsLargeRecordsAndFiles(t *testing.T) {
 	}
 }
 
-// TestInMemoryRefusesOnlyAnOversizedWrite: in memory, badger refuses a value over 1 MiB. That
-// write fails alone, without its hex dump in the error; writes sent with it commit, and the
-// store stays healthy.
-func TestInMemoryRefusesOnlyAnOversizedWrite(t *testing.T) {
+// TestInMemoryKeepsValuesOfAnySize: in memory, badger keeps a value inline only below 1 MiB,
+// refuses one above and fails on one of exactly 1 MiB. Values of those sizes are kept beside
+// it, every write commits, the store stays healthy, and a smaller version later drops the
+// large one.
+func TestInMemoryKeepsValuesOfAnySize(t *testing.T) {
 	s := openMemory(t)
 	defer s.Close()
-	huge := actors.PutSkillFile{AgentID: testAgent, File: "SKILL.md",
-		Content: strings.Repeat("s", 1<<20+1)}
-	for round := range 3 {
-		errs := make(chan error, 3)
-		send := func(c actors.Change) { s.Append([]actors.Change{c}, func(err error) { errs <- err }) }
-		send(actors.PutAgent{State: sampleState()})
-		send(huge)
-		send(actors.PutOrder{Order: sampleOrder()})
-		var failed []error
-		for range 3 {
-			if err := <-errs; err != nil {
-				failed = append(failed, err)
-			}
-		}
-		if len(failed) != 1 || !strings.Contains(failed[0].Error(), "SKILL.md") ||
-			strings.Contains(failed[0].Error(), "\n") {
-			t.Fatalf("round %d: failures %v, want the oversized write alone, in one line",
-				round, failed)
+	skill := func(n int) actors.PutSkillFile {
+		return actors.PutSkillFile{AgentID: testAgent, File: "SKILL.md",
+			Content: strings.Repeat("s", n)}
+	}
+	key := string(skillKey(testAgent, "SKILL.md"))
+	for _, n := range []int{memInlineLimit - 1, memInlineLimit, memInlineLimit + 1, 10} {
+		order := sampleOrder()
+		order.Brief = strings.Repeat("b", n)
+		appendWait(t, s, actors.PutAgent{State: sampleState()}, skill(n),
+			actors.PutOrder{Order: order})
+
+		s.memMu.RLock()
+		_, beside := s.memValues[key]
+		s.memMu.RUnlock()
+		if want := n >= memInlineLimit; beside != want {
+			t.Errorf("skill file of %d bytes kept beside badger: %v, want %v", n, beside, want)
 		}
 	}
 	if !s.Healthy() {
-		t.Fatal("store unhealthy after a refused write")
+		t.Fatal("store unhealthy after large values")
 	}
-	if snaps, err := s.Load(); err != nil || len(snaps) != 1 || len(snaps[0].Orders) != 1 {
-		t.Fatalf("load after refused writes: %v", err)
+	snaps, err := s.Load()
+	if err != nil || len(snaps) != 1 || snaps[0].Skill["SKILL.md"] != strings.Repeat("s", 10) {
+		t.Fatalf("load after the small version: %v", err)
 	}
 }
 

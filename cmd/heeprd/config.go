@@ -175,9 +175,6 @@ func (c *config) validate() error {
 	check(c.Limits.MaxFiles > 0 && c.Limits.MaxURLs > 0 && c.Limits.MaxURLBytes > 0,
 		"count limits must be positive")
 	check(c.MaxSkillBytes > 0, "--max-skill-bytes must be positive")
-	// In memory, badger keeps every value inline, and refuses one over 1 MiB.
-	check(!c.InMemory || c.MaxSkillBytes <= 1<<20,
-		"--max-skill-bytes must be at most 1048576 with --in-memory")
 	check(c.DataDir != "" || c.InMemory, "--data must name a directory")
 	_, err := parseLevel(c.LogLevel)
 	check(err == nil, "--log-level: %v", err)
