@@ -122,6 +122,16 @@ func (m *Metrics) Request(route string, code int, seconds float64) {
 	rm.duration.Observe(seconds)
 }
 
+// Refused counts a request refused before any route (RouteUnmatched) without timing it: it was
+// answered at once, and a zero would drag the route's latency figures down.
+func (m *Metrics) Refused(code int) {
+	if c := m.routes[RouteUnmatched].codes[code]; c != nil {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(RouteUnmatched, strconv.Itoa(code)).Inc()
+}
+
 // routeMetrics are one route's pre-created series.
 type routeMetrics struct {
 	duration prometheus.Observer

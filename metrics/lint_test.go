@@ -45,6 +45,7 @@ func touchAll(m *Metrics) {
 	for _, l := range Listeners {
 		m.ConnectionRefused(l)
 	}
+	m.Refused(413)
 	m.DeadLetter()
 	m.Committed(3, 0.002, nil)
 	m.Committed(3, 0.002, errors.New("disk full"))

@@ -97,10 +97,7 @@ func (s *Server) OpsServer() *fasthttp.Server {
 func (s *Server) httpServer(name string, h fasthttp.RequestHandler, maxBody int64,
 	flag string) *fasthttp.Server {
 	limit := fmt.Sprintf("the request body (%s)", flag) // names the setting that limits it
-	// A request refused before any route is counted with no duration: it was answered at once.
-	unrouted := func(ctx *fasthttp.RequestCtx) {
-		s.metrics.Request(metrics.RouteUnmatched, ctx.Response.StatusCode(), 0)
-	}
+	unrouted := func(ctx *fasthttp.RequestCtx) { s.metrics.Refused(ctx.Response.StatusCode()) }
 	return &fasthttp.Server{
 		Handler: limitBody(h, maxBody, limit, unrouted),
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
