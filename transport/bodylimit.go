@@ -93,16 +93,22 @@ func readSmallBody(ctx *fasthttp.RequestCtx, what string) error {
 	return readInto(ctx, body.stream, min(body.limit, smallBodyBytes), what)
 }
 
-// readInto reads the whole body, up to limit, and makes it the request's body.
+// readInto reads the whole body, up to limit, and makes it the request's body. A body that
+// ends before its Content-Length (fasthttp reports that as a plain end) is refused, not taken
+// for the whole.
 func readInto(ctx *fasthttp.RequestCtx, stream io.Reader, limit int64, what string) error {
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(stream, limit+1))
+	declared := ctx.Request.Header.ContentLength()
 	switch {
 	case err != nil:
 		ctx.SetConnectionClose()
 		return invalid("the request body could not be read")
 	case n > limit:
 		return tooLarge(what, limit)
+	case declared >= 0 && n != int64(declared):
+		ctx.SetConnectionClose()
+		return invalid("the request body ended after %d of its %d bytes", n, declared)
 	}
 	ctx.Request.SetBodyRaw(buf.Bytes())
 	return nil

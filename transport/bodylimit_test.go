@@ -110,3 +110,25 @@ func TestReadSmallBody(t *testing.T) {
 		}
 	}
 }
+
+// TestShortBodyRefused: a body that ends before its Content-Length is refused with 400, read
+// before the route or by it, rather than taken for the whole body.
+func TestShortBodyRefused(t *testing.T) {
+	for _, declared := range []int{100, smallBodyBytes + 100} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetBodyStream(bytes.NewReader(make([]byte, declared-10)), declared)
+		called := false
+		limitBody(func(ctx *fasthttp.RequestCtx) {
+			if err := readBody(ctx, func() error { return nil }); err != nil {
+				writeError(ctx, err)
+				return
+			}
+			called = true
+		}, 1<<20, "the body", func(*fasthttp.RequestCtx) {})(&ctx)
+		if called || ctx.Response.StatusCode() != fasthttp.StatusBadRequest ||
+			!ctx.Response.ConnectionClose() {
+			t.Errorf("a body of %d bytes declared as %d: handler ran %v, status %d",
+				declared-10, declared, called, ctx.Response.StatusCode())
+		}
+	}
+}
