@@ -272,3 +272,25 @@ func TestActorKindsUnique(t *testing.T) {
 		t.Fatalf("duplicate kinds in %v", slices.Sorted(maps.Keys(m.actorMessages)))
 	}
 }
+
+// TestRefusedIsCountedNotTimed: a request refused before any route counts under "unmatched"
+// and adds nothing to that route's latency histogram, which a zero would drag down.
+func TestRefusedIsCountedNotTimed(t *testing.T) {
+	m := newTestMetrics()
+	m.Refused(413)
+	m.Refused(431)
+	m.Refused(418) // a code not pre-created
+	got := heeprSeries(t, m.Registry)
+	for _, k := range []string{
+		`heepr_http_requests_total{code="413",route="unmatched"}`,
+		`heepr_http_requests_total{code="431",route="unmatched"}`,
+		`heepr_http_requests_total{code="418",route="unmatched"}`,
+	} {
+		if got[k] != 1 {
+			t.Errorf("%s = %v, want 1", k, got[k])
+		}
+	}
+	if k := `heepr_http_request_duration_seconds_count{route="unmatched"}`; got[k] != 0 {
+		t.Errorf("%s = %v, want 0", k, got[k])
+	}
+}

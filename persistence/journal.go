@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -362,6 +363,18 @@ func (s *Store) write(batch []pending) error {
 	}
 	s.keepBeside(beside)
 	return nil
+}
+
+// hasRecordsBeside reports whether memValues holds anything but delivered files.
+func (s *Store) hasRecordsBeside() bool {
+	s.memMu.RLock()
+	defer s.memMu.RUnlock()
+	for key := range s.memValues {
+		if !strings.HasPrefix(key, prefixFile) {
+			return true
+		}
+	}
+	return false
 }
 
 // keepBeside applies a committed batch's entries to memValues: files and values too large for

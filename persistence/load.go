@@ -21,7 +21,15 @@ import (
 // Agent ids are random, so the id space splits into parts of about equal size that share no
 // agent. Each part is read by a goroutine of its own, one per CPU: decoding, not badger, is
 // most of the work.
+//
+// Load reads badger alone. In --in-memory mode it runs at start-up, on an empty store; a
+// store that by then keeps records beside badger (memValues) is refused rather than read in
+// part.
 func (s *Store) Load() ([]*actors.Snapshot, error) {
+	if s.hasRecordsBeside() {
+		return nil, errors.New("load: this in-memory store keeps records beside badger, " +
+			"which Load does not read")
+	}
 	bounds := idBounds(runtime.GOMAXPROCS(0))
 	parts := make([]loadedPart, len(bounds)-1)
 	errs := make([]error, len(parts))

@@ -318,18 +318,37 @@ func TestInMemoryKeepsValuesOfAnySize(t *testing.T) {
 		return actors.PutSkillFile{AgentID: testAgent, File: "SKILL.md",
 			Content: strings.Repeat("s", n)}
 	}
-	key := string(skillKey(testAgent, "SKILL.md"))
+	order := sampleOrder()
+	keys := map[string][]byte{"skill file": skillKey(testAgent, "SKILL.md"),
+		"order": orderKey(testAgent, order.ID)}
 	for _, n := range []int{memInlineLimit - 1, memInlineLimit, memInlineLimit + 1, 10} {
-		order := sampleOrder()
 		order.Brief = strings.Repeat("b", n)
 		appendWait(t, s, actors.PutAgent{State: sampleState()}, skill(n),
 			actors.PutOrder{Order: order})
 
-		s.memMu.RLock()
-		_, beside := s.memValues[key]
-		s.memMu.RUnlock()
-		if want := n >= memInlineLimit; beside != want {
-			t.Errorf("skill file of %d bytes kept beside badger: %v, want %v", n, beside, want)
+		encoded, err := encode(order)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes := map[string]int{"skill file": n, "order": len(encoded)}
+		for what, key := range keys {
+			s.memMu.RLock()
+			_, beside := s.memValues[string(key)]
+			s.memMu.RUnlock()
+			inBadger := s.db.View(func(txn *badger.Txn) error {
+				_, err := txn.Get(key)
+				return err
+			}) == nil
+			// exactly one place holds it: beside badger if it is 1 MiB or more
+			if want := sizes[what] >= memInlineLimit; beside != want || inBadger == beside {
+				t.Errorf("%s of %d bytes: beside badger %v, in badger %v",
+					what, sizes[what], beside, inBadger)
+			}
+		}
+		if n >= memInlineLimit {
+			if _, err := s.Load(); err == nil {
+				t.Errorf("Load read an in-memory store with records beside badger")
+			}
 		}
 	}
 	if !s.Healthy() {
