@@ -28,11 +28,20 @@ var (
 	ErrBadBackup = errors.New("persistence: not a complete heeprd backup")
 )
 
+// CanBackUp reports ErrInMemoryBackup for an in-memory store, whose files and large values live
+// outside badger, and nil otherwise: Backup fails for no other reason before it writes.
+func (s *Store) CanBackUp() error {
+	if s.memValues != nil {
+		return ErrInMemoryBackup
+	}
+	return nil
+}
+
 // Backup writes a consistent copy of everything stored (files included). It may run while the
 // server serves: badger reads one snapshot of the database.
 func (s *Store) Backup(w io.Writer) error {
-	if s.memValues != nil {
-		return ErrInMemoryBackup
+	if err := s.CanBackUp(); err != nil {
+		return err
 	}
 	h := sha256.New()
 	counter := &countingWriter{w: io.MultiWriter(w, h)}

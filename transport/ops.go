@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/heepr/heeprd/actors"
 )
 
 // profiler serves Go's runtime profiles (net/http/pprof) under /debug/pprof/, for operators
@@ -61,6 +64,10 @@ func urlPathEscape(s string) string { return url.PathEscape(s) }
 // backup streams a consistent backup of the whole store. Its trailer carries a checksum, so a
 // stream cut short by an error is refused by restore rather than loaded half.
 func (s *Server) backup(ctx *fasthttp.RequestCtx) error {
+	// Checked before the stream starts: once it has, a failure can only cut it short.
+	if err := s.files.CanBackUp(); err != nil {
+		return fmt.Errorf("%w: %w", actors.ErrInvalidState, err)
+	}
 	ctx.Response.Header.SetContentType("application/octet-stream")
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="heeprd.backup"`)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {

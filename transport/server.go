@@ -45,6 +45,8 @@ type Config struct {
 type Storage interface {
 	ReadFile(orderID string, delivery int, name string) ([]byte, error)
 	Backup(w io.Writer) error
+	// CanBackUp reports why Backup would fail before writing anything, or nil.
+	CanBackUp() error
 }
 
 // Server holds the handlers of both listeners. Build it with New.

@@ -500,6 +500,34 @@ func rlCompare(t *testing.T, want, got rlSnapshot) {
 	}
 }
 
+// TestE2EBackupInMemory: an in-memory server cannot be backed up. It says so with 409 before
+// any byte of a backup, and `heeprd backup --from` fails instead of writing an empty file.
+func TestE2EBackupInMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip(shortSkip)
+	}
+	t.Parallel()
+	s := startServer(t, "", "--in-memory")
+	msg := expectError(t, s, s.admin(t, "GET", "/admin/backup", nil), 409, "invalid_state")
+	if !strings.Contains(msg, "in-memory") {
+		t.Errorf("409 message %q does not say why", msg)
+	}
+
+	work := t.TempDir()
+	tokenFile := filepath.Join(work, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(s.adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(work, "mem.backup")
+	if code, text := rlRun(t, time.Minute, "backup", "--from", s.opsURL,
+		"--admin-token-file", tokenFile, "--out", out); code == 0 {
+		t.Errorf("heeprd backup of an in-memory server exited 0:\n%s", text)
+	}
+	if fi, err := os.Stat(out); err == nil && fi.Size() == 0 {
+		t.Errorf("an empty backup file was left at %s", out)
+	}
+}
+
 func TestE2EBackupRestore(t *testing.T) {
 	if testing.Short() {
 		t.Skip(shortSkip)
