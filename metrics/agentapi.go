@@ -108,28 +108,27 @@ func (m *Metrics) Poll(outcome string, seconds float64) {
 // The series of known routes and codes are looked up in maps built at start-up, so the hot path
 // formats no label and takes no lock.
 func (m *Metrics) Request(route string, code int, seconds float64) {
-	rm := m.routes[route]
-	if rm == nil {
-		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-		m.requestDuration.WithLabelValues(route).Observe(seconds)
+	if rm := m.count(route, code); rm != nil {
+		rm.duration.Observe(seconds)
 		return
 	}
-	if c := rm.codes[code]; c != nil {
-		c.Inc()
-	} else {
-		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	}
-	rm.duration.Observe(seconds)
+	m.requestDuration.WithLabelValues(route).Observe(seconds)
 }
 
 // Refused counts a request refused before any route (RouteUnmatched) without timing it: it was
 // answered at once, and a zero would drag the route's latency figures down.
-func (m *Metrics) Refused(code int) {
-	if c := m.routes[RouteUnmatched].codes[code]; c != nil {
-		c.Inc()
-		return
+func (m *Metrics) Refused(code int) { m.count(RouteUnmatched, code) }
+
+// count adds one to a route's requests with a status code, through the pre-created series when
+// there is one, and returns the route's series (nil for a route not pre-created).
+func (m *Metrics) count(route string, code int) *routeMetrics {
+	rm := m.routes[route]
+	if rm != nil && rm.codes[code] != nil {
+		rm.codes[code].Inc()
+		return rm
 	}
-	m.requests.WithLabelValues(RouteUnmatched, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	return rm
 }
 
 // routeMetrics are one route's pre-created series.

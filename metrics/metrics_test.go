@@ -294,3 +294,21 @@ func TestRefusedIsCountedNotTimed(t *testing.T) {
 		t.Errorf("%s = %v, want 0", k, got[k])
 	}
 }
+
+// TestRequestOutsidePrecreatedSeries: a route or status code not pre-created is still counted
+// and timed, through a series made on the spot.
+func TestRequestOutsidePrecreatedSeries(t *testing.T) {
+	m := newTestMetrics()
+	m.Request("/nope", 200, 0.1)
+	m.Request("/events", 299, 0.1)
+	got := heeprSeries(t, m.Registry)
+	for _, k := range []string{
+		`heepr_http_requests_total{code="200",route="/nope"}`,
+		`heepr_http_requests_total{code="299",route="/events"}`,
+		`heepr_http_request_duration_seconds_count{route="/nope"}`,
+	} {
+		if got[k] != 1 {
+			t.Errorf("%s = %v, want 1", k, got[k])
+		}
+	}
+}

@@ -348,8 +348,8 @@ func (s *Store) write(batch []pending) error {
 			switch {
 			case inMemory && e.file: // files are kept beside badger only
 				continue
-			case e.delete, inMemory && len(e.value) >= memInlineLimit:
-				err = txn.Delete(e.key) // a large value is kept beside: no older version stays
+			case e.delete, inMemory && e.keptBeside():
+				err = txn.Delete(e.key) // a value kept beside leaves no older version here
 			default:
 				err = txn.Set(e.key, e.value)
 			}
@@ -363,6 +363,11 @@ func (s *Store) write(batch []pending) error {
 	}
 	s.keepBeside(beside)
 	return nil
+}
+
+// keptBeside reports whether an in-memory store keeps e in memValues rather than in badger.
+func (e entry) keptBeside() bool {
+	return e.file || (!e.delete && len(e.value) >= memInlineLimit)
 }
 
 // hasRecordsBeside reports whether memValues holds anything but delivered files.
@@ -386,7 +391,7 @@ func (s *Store) keepBeside(entries []entry) {
 	s.memMu.Lock()
 	defer s.memMu.Unlock()
 	for _, e := range entries {
-		if e.file || (!e.delete && len(e.value) >= memInlineLimit) {
+		if e.keptBeside() {
 			s.memValues[string(e.key)] = e.value
 		} else {
 			delete(s.memValues, string(e.key))
